@@ -59,7 +59,7 @@ sl_stop() {
   pid=$(sl_pid "$name")
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
   local waited=0
-  while sl_running "$name" && ((waited < grace * 10)); do sleep 0.1; ((waited++)); done
+  while sl_running "$name" && ((waited < grace * 10)); do sleep 0.1; waited=$((waited + 1)); done
   if sl_running "$name"; then
     sl_log "$name did not stop within ${grace}s; killing"
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
