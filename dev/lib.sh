@@ -57,12 +57,12 @@ sl_stop() {
   local name=$1 grace=${2:-20} pid
   if ! sl_running "$name"; then rm -f "$SL_STATE/pids/$name.pid"; return 0; fi
   pid=$(sl_pid "$name")
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   local waited=0
   while sl_running "$name" && ((waited < grace * 10)); do sleep 0.1; waited=$((waited + 1)); done
   if sl_running "$name"; then
     sl_log "$name did not stop within ${grace}s; killing"
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     sleep 0.2
   fi
   rm -f "$SL_STATE/pids/$name.pid"
