@@ -7,3 +7,4 @@ pub mod contract;
 pub mod headers;
 pub mod kafka;
 pub mod names;
+pub mod offsets;
