@@ -1,0 +1,54 @@
+//! Everything a Replay reconcile can fail at, one variant per step. A failure here is retried (the
+//! reconcile runs again after a back-off); failures that end a Replay are its `Failed` status instead.
+
+use streamlake_core::offsets::OffsetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading consumer Deployments in {namespace}: {source}")]
+    ReadDeployments { namespace: String, source: kube::Error },
+    #[error("reading autoscalers in {namespace}: {source}")]
+    ReadAutoscalers { namespace: String, source: kube::Error },
+    #[error("reading Kafka offsets: {0}")]
+    ReadKafka(#[source] OffsetError),
+    #[error("a Kafka call did not finish: {0}")]
+    KafkaTask(#[source] tokio::task::JoinError),
+    #[error("scaling Deployment {name} to {replicas}: {source}")]
+    ScaleDeployment {
+        name: String,
+        replicas: i32,
+        source: kube::Error,
+    },
+    #[error("pausing or restoring autoscaler {name}: {source}")]
+    PatchAutoscaler { name: String, source: kube::Error },
+    #[error("committing offsets: {0}")]
+    CommitOffsets(#[source] OffsetError),
+    #[error("writing the Replay status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("removing the finalizer of a Replay that cannot be read: {0}")]
+    ReleaseMalformed(#[source] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// The variant name: the `error` label of the failure metric and the reason of the Warning Event.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::ReadDeployments { .. } => "ReadDeployments",
+            Self::ReadAutoscalers { .. } => "ReadAutoscalers",
+            Self::ReadKafka(_) => "ReadKafka",
+            Self::KafkaTask(_) => "KafkaTask",
+            Self::ScaleDeployment { .. } => "ScaleDeployment",
+            Self::PatchAutoscaler { .. } => "PatchAutoscaler",
+            Self::CommitOffsets(_) => "CommitOffsets",
+            Self::WriteStatus(_) => "WriteStatus",
+            Self::ReleaseMalformed(_) => "ReleaseMalformed",
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "Finalizer",
+            },
+        }
+    }
+}

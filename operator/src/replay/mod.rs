@@ -1,0 +1,178 @@
+//! The Replay controller: read → decide (pure) → apply → write status, behind a finalizer that gives
+//! the consumers back when an in-flight Replay is deleted.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use streamlake_core::offsets::OffsetClient;
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::crd::Replay;
+use crate::metrics::Metrics;
+
+mod apply;
+pub mod decide;
+mod error;
+pub mod observation;
+mod read;
+pub mod request;
+
+pub use apply::PAUSED_BY;
+pub use error::Error;
+pub use read::KEDA_PAUSED_REPLICAS;
+
+pub const KIND: &str = "Replay";
+/// Held while a Replay may have consumers to give back.
+pub const FINALIZER: &str = "streamlake.io/restore-consumers";
+/// Retry delay after a failed reconcile.
+const RETRY: Duration = Duration::from_secs(5);
+/// Shortest delay between two reconciles of one Replay, however soon `decide` asks.
+const MIN_REQUEUE: Duration = Duration::from_millis(250);
+
+/// Runs the Replay controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+pub async fn run(
+    client: kube::Client,
+    offsets: Arc<OffsetClient>,
+    metrics: Arc<Metrics>,
+    reporter: Reporter,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<DeserializeGuard<Replay>> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        offsets,
+        metrics,
+        replays: controller.store(),
+    });
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(replay = %object, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let namespace = guard.namespace().unwrap_or_default();
+    let result = match &guard.0 {
+        Ok(replay) => {
+            let api: Api<Replay> = Api::namespaced(ctx.client.clone(), &namespace);
+            finalizer(&api, FINALIZER, Arc::new(replay.clone()), |event| async {
+                match event {
+                    Finalizer::Apply(replay) => apply_replay(&replay, &ctx).await,
+                    Finalizer::Cleanup(replay) => cleanup_replay(&replay, &ctx).await,
+                }
+            })
+            .await
+            .map_err(|e| Error::Finalizer(Box::new(e)))
+        }
+        Err(invalid) => report_malformed(invalid, &namespace, &ctx).await,
+    };
+    ctx.metrics.reconciled(KIND, started.elapsed());
+    if let Err(e) = &result {
+        ctx.metrics.failed(KIND, e.metric_label());
+        let note = decide::Note {
+            warning: true,
+            reason: e.metric_label().into(),
+            message: e.to_string(),
+        };
+        apply::publish(&ctx, &guard.object_ref(&()), &note).await;
+    }
+    result
+}
+
+fn error_policy(_: Arc<DeserializeGuard<Replay>>, _: &Error, _: Arc<Context>) -> Requeue {
+    Requeue::requeue(RETRY)
+}
+
+async fn apply_replay(replay: &Replay, ctx: &Context) -> Result<Requeue, Error> {
+    let observation = read::observe(ctx, replay, false).await?;
+    let decision = decide::decide(&observation);
+    apply::run(ctx, replay, &decision.actions).await?;
+    if decision.status != observation.replay.status {
+        apply::write_status(ctx, replay, &decision.status).await?;
+    }
+    if let Some(note) = &decision.event {
+        let phase = decision.status.phase.map_or("Pending", |p| p.as_str());
+        ctx.metrics.entered(KIND, phase);
+        tracing::info!(replay = %observation.replay.key(), phase, message = %note.message, "transition");
+        apply::publish(ctx, &replay.object_ref(&()), note).await;
+    }
+    Ok(match decision.requeue {
+        Some(after) => Requeue::requeue(after.max(MIN_REQUEUE)),
+        None => Requeue::await_change(),
+    })
+}
+
+async fn cleanup_replay(replay: &Replay, ctx: &Context) -> Result<Requeue, Error> {
+    let observation = read::observe(ctx, replay, true).await?;
+    let decision = decide::cleanup(&observation);
+    apply::run(ctx, replay, &decision.actions).await?;
+    if let Some(note) = &decision.event {
+        tracing::info!(replay = %observation.replay.key(), message = %note.message, "cleanup");
+        apply::publish(ctx, &replay.object_ref(&()), note).await;
+    }
+    Ok(Requeue::await_change())
+}
+
+/// A Replay that does not deserialize: say so on its status and wait for a fix. If it is being
+/// deleted, release it: it never got far enough to hold consumers (its spec never parsed).
+async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Context) -> Result<Requeue, Error> {
+    let api: Api<DeserializeGuard<Replay>> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    tracing::warn!(replay = %format!("{namespace}/{name}"), error = %invalid.error, "malformed Replay");
+    let finalizers = invalid.metadata.finalizers.clone().unwrap_or_default();
+    if invalid.metadata.deletion_timestamp.is_some() {
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+            // The resourceVersion makes this fail, and retry, if the finalizers changed meanwhile.
+            let patch = json!({"metadata": {
+                "finalizers": remaining,
+                "resourceVersion": invalid.metadata.resource_version,
+            }});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::ReleaseMalformed)?;
+        }
+        return Ok(Requeue::await_change());
+    }
+    let status = json!({
+        "apiVersion": Replay::api_version(&()),
+        "kind": Replay::kind(&()),
+        "status": {
+            "phase": "Failed",
+            "reason": "MalformedSpec",
+            "message": format!("this Replay cannot be read: {}; fix it or create a new one", invalid.error),
+        }
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .map_err(Error::WriteStatus)?;
+    Ok(Requeue::await_change())
+}
