@@ -20,15 +20,26 @@ pub enum ContractError {
     #[error("reading contracts from {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("contract file {path} is not JSON: {source}")]
-    NotJson { path: PathBuf, source: serde_json::Error },
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("contract file {path} must be named <dataset>.v<version>.json, e.g. orders.v1.json")]
     FileName { path: PathBuf },
     #[error(transparent)]
     Dataset(#[from] InvalidDatasetName),
     #[error("contract {dataset} v{version} is not a valid JSON Schema: {message}")]
-    InvalidSchema { dataset: DatasetName, version: u32, message: String },
+    InvalidSchema {
+        dataset: DatasetName,
+        version: u32,
+        message: String,
+    },
     #[error("contract {dataset} v{version}: {message}")]
-    PartitionKey { dataset: DatasetName, version: u32, message: String },
+    PartitionKey {
+        dataset: DatasetName,
+        version: u32,
+        message: String,
+    },
     #[error("contract {dataset} v{version} is defined twice")]
     Duplicate { dataset: DatasetName, version: u32 },
 }
@@ -69,7 +80,13 @@ impl Contract {
             version,
             message,
         })?;
-        Ok(Self { dataset, version, partition_key, schema, validator })
+        Ok(Self {
+            dataset,
+            version,
+            partition_key,
+            schema,
+            validator,
+        })
     }
 
     pub fn dataset(&self) -> &DatasetName {
@@ -116,10 +133,14 @@ fn partition_key_field(schema: &Value) -> Result<String, String> {
     let field = schema
         .get(PARTITION_KEY_KEYWORD)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("the schema must name its partition key field in \"{PARTITION_KEY_KEYWORD}\""))?;
+        .ok_or_else(|| {
+            format!("the schema must name its partition key field in \"{PARTITION_KEY_KEYWORD}\"")
+        })?;
     let required = schema.get("required").and_then(Value::as_array);
     if !required.is_some_and(|r| r.iter().any(|f| f.as_str() == Some(field))) {
-        return Err(format!("partition key field {field:?} must be listed in \"required\""));
+        return Err(format!(
+            "partition key field {field:?} must be listed in \"required\""
+        ));
     }
     let types: Vec<&str> = match schema.pointer(&format!("/properties/{}", escape_pointer(field))) {
         Some(prop) => match prop.get("type") {
@@ -127,10 +148,16 @@ fn partition_key_field(schema: &Value) -> Result<String, String> {
             Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         },
-        None => return Err(format!("partition key field {field:?} is not a declared property")),
+        None => {
+            return Err(format!(
+                "partition key field {field:?} is not a declared property"
+            ));
+        }
     };
     if types.is_empty() || !types.iter().all(|t| *t == "string" || *t == "integer") {
-        return Err(format!("partition key field {field:?} must have type string or integer"));
+        return Err(format!(
+            "partition key field {field:?} must have type string or integer"
+        ));
     }
     Ok(field.to_owned())
 }
@@ -156,7 +183,10 @@ pub struct ContractRegistry {
 impl ContractRegistry {
     /// Loads every `*.json` file of `dir`; other files (README.md) are ignored, a misnamed JSON file is an error.
     pub fn load_dir(dir: &Path) -> Result<Self, ContractError> {
-        let io = |source| ContractError::Io { path: dir.to_owned(), source };
+        let io = |source| ContractError::Io {
+            path: dir.to_owned(),
+            source,
+        };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
             .map(|entry| entry.map(|e| e.path()))
@@ -164,15 +194,22 @@ impl ContractRegistry {
             .map_err(io)?;
         paths.sort();
         let mut registry = Self::default();
-        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        {
             let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let (dataset, version) =
                 parse_file_name(file_name).ok_or_else(|| ContractError::FileName { path: path.clone() })?;
             let dataset = DatasetName::new(dataset)?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| ContractError::Io { path: path.clone(), source })?;
-            let schema = serde_json::from_str(&text)
-                .map_err(|source| ContractError::NotJson { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| ContractError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let schema = serde_json::from_str(&text).map_err(|source| ContractError::NotJson {
+                path: path.clone(),
+                source,
+            })?;
             registry.insert(Contract::from_schema(dataset, version, schema)?)?;
         }
         Ok(registry)
@@ -181,7 +218,10 @@ impl ContractRegistry {
     pub fn insert(&mut self, contract: Contract) -> Result<(), ContractError> {
         let versions = self.contracts.entry(contract.dataset.clone()).or_default();
         if versions.contains_key(&contract.version) {
-            return Err(ContractError::Duplicate { dataset: contract.dataset, version: contract.version });
+            return Err(ContractError::Duplicate {
+                dataset: contract.dataset,
+                version: contract.version,
+            });
         }
         versions.insert(contract.version, Arc::new(contract));
         Ok(())
@@ -202,7 +242,9 @@ impl ContractRegistry {
 
     /// The newest contract of every dataset.
     pub fn latest_contracts(&self) -> impl Iterator<Item = &Arc<Contract>> {
-        self.contracts.values().filter_map(|versions| versions.values().next_back())
+        self.contracts
+            .values()
+            .filter_map(|versions| versions.values().next_back())
     }
 
     pub fn is_empty(&self) -> bool {

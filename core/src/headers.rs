@@ -36,7 +36,11 @@ pub enum HeaderError {
     #[error("header {0:?} is not UTF-8")]
     NotUtf8(&'static str),
     #[error("header {name:?} has invalid value {value:?}: {reason}")]
-    Invalid { name: &'static str, value: String, reason: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Metadata stamped on every record of a raw topic.
@@ -102,7 +106,9 @@ impl FromStr for ErrorStage {
         match s {
             "api" => Ok(Self::Api),
             "consumer" => Ok(Self::Consumer),
-            other => Err(format!("unknown error stage {other:?} (expected api or consumer)")),
+            other => Err(format!(
+                "unknown error stage {other:?} (expected api or consumer)"
+            )),
         }
     }
 }
@@ -130,7 +136,10 @@ impl DlqError {
         let mut headers = headers
             .insert(text(ERROR_STAGE, self.stage.as_str()))
             .insert(text(ERROR_TYPE, &self.error_type))
-            .insert(text(ERROR_MESSAGE, truncate(&self.message, MAX_ERROR_MESSAGE_BYTES)))
+            .insert(text(
+                ERROR_MESSAGE,
+                truncate(&self.message, MAX_ERROR_MESSAGE_BYTES),
+            ))
             .insert(text(SOURCE_TOPIC, &self.source_topic));
         if let Some(partition) = self.source_partition {
             headers = headers.insert(text(SOURCE_PARTITION, &partition.to_string()));
@@ -164,12 +173,17 @@ pub fn get_str<'h, H: Headers>(headers: &'h H, name: &'static str) -> Result<Opt
     let found = headers.iter().filter(|h| h.key == name).last();
     match found.and_then(|h| h.value) {
         None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| HeaderError::NotUtf8(name)),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| HeaderError::NotUtf8(name)),
     }
 }
 
 fn text<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
-    Header { key, value: Some(value) }
+    Header {
+        key,
+        value: Some(value),
+    }
 }
 
 fn required<'h, H: Headers>(headers: &'h H, name: &'static str) -> Result<&'h str, HeaderError> {
@@ -200,11 +214,13 @@ where
 
 fn parse_time<H: Headers>(headers: &H, name: &'static str) -> Result<DateTime<Utc>, HeaderError> {
     let value = required(headers, name)?;
-    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| HeaderError::Invalid {
-        name,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| HeaderError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.

@@ -132,7 +132,16 @@ mod tests {
     #[test]
     fn rejects_names_unsafe_for_topics_or_labels() {
         let too_long = "a".repeat(MAX_DATASET_LEN + 1);
-        for bad in ["", "Orders", "1orders", "-x", "or.ders", "or ders", "ördrs", too_long.as_str()] {
+        for bad in [
+            "",
+            "Orders",
+            "1orders",
+            "-x",
+            "or.ders",
+            "or ders",
+            "ördrs",
+            too_long.as_str(),
+        ] {
             let err = DatasetName::new(bad).expect_err("should be rejected");
             assert_eq!(err.name, bad);
         }

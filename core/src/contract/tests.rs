@@ -35,8 +35,10 @@ fn every_violation_is_reported_with_its_pointer() {
     order["created_at"] = json!("yesterday");
     order.as_object_mut().expect("object").remove("customer_id");
     let violations = orders().violations(&order);
-    let found: Vec<(&str, &str)> =
-        violations.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
+    let found: Vec<(&str, &str)> = violations
+        .iter()
+        .map(|v| (v.pointer.as_str(), v.keyword.as_str()))
+        .collect();
     for expected in [
         ("", "required"),
         ("/line_items/0/quantity", "minimum"),
@@ -80,7 +82,10 @@ fn a_contract_without_a_usable_partition_key_is_refused() {
     ];
     for schema in cases {
         let err = Contract::from_schema(ds(), 1, schema.clone()).expect_err("must be refused");
-        assert!(matches!(err, ContractError::PartitionKey { .. }), "{schema}: {err}");
+        assert!(
+            matches!(err, ContractError::PartitionKey { .. }),
+            "{schema}: {err}"
+        );
     }
 }
 
@@ -94,8 +99,17 @@ fn an_invalid_schema_is_refused() {
 #[test]
 fn file_names_carry_dataset_and_version() {
     assert_eq!(parse_file_name("orders.v1.json"), Some(("orders", 1)));
-    assert_eq!(parse_file_name("click-stream.v12.json"), Some(("click-stream", 12)));
-    for bad in ["orders.json", "orders.v0.json", "orders.vx.json", ".v1.json", "orders.v1.yaml"] {
+    assert_eq!(
+        parse_file_name("click-stream.v12.json"),
+        Some(("click-stream", 12))
+    );
+    for bad in [
+        "orders.json",
+        "orders.v0.json",
+        "orders.vx.json",
+        ".v1.json",
+        "orders.v1.yaml",
+    ] {
         assert_eq!(parse_file_name(bad), None, "{bad}");
     }
 }
@@ -108,12 +122,17 @@ fn the_registry_loads_the_shipped_contracts_and_picks_the_latest_version() {
     let mut v2 = orders_schema();
     v2["required"] = json!(["order_id"]);
     let orders = DatasetName::new("orders").expect("name");
-    registry.insert(Contract::from_schema(orders.clone(), 2, v2).expect("v2")).expect("insert v2");
+    registry
+        .insert(Contract::from_schema(orders.clone(), 2, v2).expect("v2"))
+        .expect("insert v2");
     assert_eq!(registry.latest("orders").map(|c| c.version()), Some(2));
     assert_eq!(registry.get("orders", 1).map(|c| c.version()), Some(1));
     assert!(registry.latest("unknown").is_none());
     let again = Contract::from_schema(orders, 2, orders_schema()).expect("compiles");
-    assert!(matches!(registry.insert(again), Err(ContractError::Duplicate { .. })));
+    assert!(matches!(
+        registry.insert(again),
+        Err(ContractError::Duplicate { .. })
+    ));
 }
 
 #[test]

@@ -16,7 +16,11 @@ pub enum KafkaConfigError {
         "Kafka property {key}={value} would weaken delivery guarantees; StreamLake producers always use \
          {key}={required}"
     )]
-    WeakensDelivery { key: String, value: String, required: &'static str },
+    WeakensDelivery {
+        key: String,
+        value: String,
+        required: &'static str,
+    },
 }
 
 /// How to reach the Kafka cluster. Flattened into each binary's command line.
@@ -33,7 +37,11 @@ pub struct KafkaArgs {
     pub sasl_mechanism: Option<String>,
     #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
     pub sasl_username: Option<String>,
-    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
     pub sasl_password: Option<String>,
     /// CA certificate file used to verify the brokers (ssl.ca.location).
     #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
@@ -52,7 +60,10 @@ impl fmt::Debug for KafkaArgs {
             .field("security_protocol", &self.security_protocol)
             .field("sasl_mechanism", &self.sasl_mechanism)
             .field("sasl_username", &self.sasl_username)
-            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("properties", &format_args!("<{} entries>", self.properties.len()))
             .finish()
@@ -83,7 +94,11 @@ impl KafkaArgs {
             ("sasl.password", &self.sasl_password),
             ("ssl.ca.location", &self.ssl_ca_location),
         ];
-        props.extend(flags.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v))));
+        props.extend(
+            flags
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v))),
+        );
         for list in &self.properties {
             props.extend(parse_properties(list)?);
         }
@@ -103,7 +118,11 @@ impl KafkaArgs {
 /// continues the previous value, so `bootstrap.servers=a:9092,b:9092` stays one entry.
 pub fn parse_properties(list: &str) -> Result<Vec<(String, String)>, KafkaConfigError> {
     let mut props: Vec<(String, String)> = Vec::new();
-    for line in list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         for piece in line.split(',') {
             match piece.split_once('=') {
                 Some((key, value)) if !key.trim().is_empty() => {
@@ -133,13 +152,25 @@ pub struct ProducerArgs {
     #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 5)]
     pub linger_ms: u32,
     /// message.timeout.ms: how long a record may wait for its acknowledgement before it fails.
-    #[arg(long = "kafka-message-timeout-ms", env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "kafka-message-timeout-ms",
+        env = "KAFKA_MESSAGE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub message_timeout_ms: u32,
     /// queue.buffering.max.messages: records waiting for the broker before sends are refused.
-    #[arg(long = "kafka-queue-max-messages", env = "KAFKA_QUEUE_MAX_MESSAGES", default_value_t = 100_000)]
+    #[arg(
+        long = "kafka-queue-max-messages",
+        env = "KAFKA_QUEUE_MAX_MESSAGES",
+        default_value_t = 100_000
+    )]
     pub queue_max_messages: u32,
     /// queue.buffering.max.kbytes: bytes waiting for the broker before sends are refused.
-    #[arg(long = "kafka-queue-max-kbytes", env = "KAFKA_QUEUE_MAX_KBYTES", default_value_t = 262_144)]
+    #[arg(
+        long = "kafka-queue-max-kbytes",
+        env = "KAFKA_QUEUE_MAX_KBYTES",
+        default_value_t = 262_144
+    )]
     pub queue_max_kbytes: u32,
 }
 
@@ -162,7 +193,11 @@ const DURABILITY: [(&str, &str); 2] = [("acks", "all"), ("enable.idempotence", "
 pub fn producer_config(kafka: &KafkaArgs, producer: &ProducerArgs) -> Result<ClientConfig, KafkaConfigError> {
     let props = kafka.properties()?;
     for (key, value) in &props {
-        let alias = if key == "request.required.acks" { "acks" } else { key.as_str() };
+        let alias = if key == "request.required.acks" {
+            "acks"
+        } else {
+            key.as_str()
+        };
         if let Some((_, required)) = DURABILITY.iter().find(|(k, _)| *k == alias) {
             let equivalent = *required == value || (alias == "acks" && value == "-1");
             if !equivalent {
@@ -179,8 +214,14 @@ pub fn producer_config(kafka: &KafkaArgs, producer: &ProducerArgs) -> Result<Cli
         .set("compression.type", &producer.compression)
         .set("linger.ms", producer.linger_ms.to_string())
         .set("message.timeout.ms", producer.message_timeout_ms.to_string())
-        .set("queue.buffering.max.messages", producer.queue_max_messages.to_string())
-        .set("queue.buffering.max.kbytes", producer.queue_max_kbytes.to_string());
+        .set(
+            "queue.buffering.max.messages",
+            producer.queue_max_messages.to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            producer.queue_max_kbytes.to_string(),
+        );
     for (key, value) in props {
         config.set(key, value);
     }

@@ -13,17 +13,37 @@ use crate::names::DatasetName;
 /// Partitions, replication and retention of the topics created for each dataset.
 #[derive(Debug, Clone, Args)]
 pub struct TopicArgs {
-    #[arg(long = "raw-partitions", env = "STREAMLAKE_RAW_PARTITIONS", default_value_t = 6)]
+    #[arg(
+        long = "raw-partitions",
+        env = "STREAMLAKE_RAW_PARTITIONS",
+        default_value_t = 6
+    )]
     pub raw_partitions: i32,
-    #[arg(long = "dlq-partitions", env = "STREAMLAKE_DLQ_PARTITIONS", default_value_t = 1)]
+    #[arg(
+        long = "dlq-partitions",
+        env = "STREAMLAKE_DLQ_PARTITIONS",
+        default_value_t = 1
+    )]
     pub dlq_partitions: i32,
-    #[arg(long = "replication-factor", env = "STREAMLAKE_REPLICATION_FACTOR", default_value_t = 1)]
+    #[arg(
+        long = "replication-factor",
+        env = "STREAMLAKE_REPLICATION_FACTOR",
+        default_value_t = 1
+    )]
     pub replication_factor: i32,
     /// retention.ms of raw topics (default 7 days; -1 keeps records forever).
-    #[arg(long = "raw-retention-ms", env = "STREAMLAKE_RAW_RETENTION_MS", default_value_t = 604_800_000)]
+    #[arg(
+        long = "raw-retention-ms",
+        env = "STREAMLAKE_RAW_RETENTION_MS",
+        default_value_t = 604_800_000
+    )]
     pub raw_retention_ms: i64,
     /// retention.ms of DLQ topics (default 30 days).
-    #[arg(long = "dlq-retention-ms", env = "STREAMLAKE_DLQ_RETENTION_MS", default_value_t = 2_592_000_000)]
+    #[arg(
+        long = "dlq-retention-ms",
+        env = "STREAMLAKE_DLQ_RETENTION_MS",
+        default_value_t = 2_592_000_000
+    )]
     pub dlq_retention_ms: i64,
 }
 
@@ -60,7 +80,9 @@ impl TopicArgs {
 pub enum TopicOutcome {
     Created,
     /// It existed already; it is left as it is, with this many partitions.
-    Existed { partitions: usize },
+    Existed {
+        partitions: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +109,21 @@ pub async fn ensure_topics(
         .iter()
         .zip(&retention)
         .map(|(s, ms)| {
-            NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor))
-                .set("retention.ms", ms)
+            NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication_factor),
+            )
+            .set("retention.ms", ms)
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-    let results = admin.create_topics(&new_topics, &options).await.map_err(TopicError::Request)?;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(TopicError::Request)?;
     let mut outcomes = Vec::with_capacity(specs.len());
     for (spec, result) in specs.iter().zip(results) {
         let outcome = match result {
@@ -101,7 +132,10 @@ pub async fn ensure_topics(
                 let metadata = admin
                     .inner()
                     .fetch_metadata(Some(&spec.name), timeout)
-                    .map_err(|source| TopicError::Metadata { topic: spec.name.clone(), source })?;
+                    .map_err(|source| TopicError::Metadata {
+                        topic: spec.name.clone(),
+                        source,
+                    })?;
                 let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
                 TopicOutcome::Existed { partitions }
             }

@@ -1,0 +1,274 @@
+//! `bench-ingest`: in one run on one broker, with the same ~1 KiB order records and acks=all, measures
+//! kafka-producer-perf-test's records/s, the batch endpoint's records/s (and their ratio), single-event
+//! latency at a fixed offered load, and the API's peak RSS. A measurement, not a test: it prints numbers.
+
+mod load;
+mod records;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use streamlake_core::kafka::KafkaArgs;
+use streamlake_core::kafka::topics::{TopicArgs, TopicSpec, ensure_topics};
+use streamlake_core::names::DatasetName;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The ingest-api binary to measure (a release build).
+    #[arg(long)]
+    ingest_api: PathBuf,
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    bootstrap: String,
+    /// Directory of the kafka-* wrappers (dev/kafka/up installs them).
+    #[arg(long, env = "SL_KAFKA_BIN")]
+    kafka_bin: PathBuf,
+    #[arg(long, default_value_t = 200_000)]
+    records: u64,
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    #[arg(long, default_value_t = 500)]
+    batch: u64,
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Offered load of the single-event phase, requests per second.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+/// Producer settings shared by the perf test and the API (the API's defaults).
+const PRODUCER_PROPS: [&str; 4] = [
+    "acks=all",
+    "enable.idempotence=true",
+    "compression.type=lz4",
+    "linger.ms=5",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dataset = DatasetName::new(format!(
+        "bench-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))?;
+    let work = std::env::temp_dir().join(dataset.as_str());
+    std::fs::create_dir_all(&work)?;
+    let contract = include_str!("../../../contracts/orders.v1.json");
+    std::fs::write(work.join(format!("{dataset}.v1.json")), contract)?;
+    let payloads = work.join("payloads.ndjson");
+    std::fs::write(
+        &payloads,
+        (0..1000)
+            .map(|n| records::order(n, args.record_size) + "\n")
+            .collect::<String>(),
+    )?;
+
+    let topics = TopicArgs {
+        raw_partitions: args.partitions,
+        dlq_partitions: 1,
+        replication_factor: 1,
+        raw_retention_ms: 3_600_000,
+        dlq_retention_ms: 3_600_000,
+    };
+    let perf_topic = format!("streamlake.{dataset}-perf.raw");
+    let mut specs = topics.specs_for(&dataset).to_vec();
+    specs.push(TopicSpec {
+        name: perf_topic.clone(),
+        ..specs[0].clone()
+    });
+    let client = KafkaArgs::for_bootstrap(&args.bootstrap).client_config()?;
+    ensure_topics(&client, &specs, Duration::from_secs(30)).await?;
+
+    println!(
+        "# dataset {dataset}, {} records of {} bytes, {} partitions",
+        args.records,
+        records::order(0, args.record_size).len(),
+        args.partitions
+    );
+    let perf = perf_test(&args, &perf_topic, &payloads)?;
+    println!("kafka-producer-perf-test: {perf:.0} records/s");
+
+    let port = free_port()?;
+    let mut api = ApiProcess::start(&args, &work, port)?;
+    wait_ready(port).await?;
+    let batch_url = format!("http://127.0.0.1:{port}/ingest/{dataset}/batch");
+    let batch = load::batches(
+        &batch_url,
+        args.records,
+        args.batch,
+        args.clients,
+        args.record_size,
+    )
+    .await?;
+    let batch_rate = batch.records as f64 / batch.elapsed.as_secs_f64();
+    println!(
+        "batch endpoint: {} records in {:.2?}: {batch_rate:.0} records/s",
+        batch.records, batch.elapsed
+    );
+
+    let single_url = format!("http://127.0.0.1:{port}/ingest/{dataset}");
+    let single = load::single_events(
+        &single_url,
+        args.rate,
+        Duration::from_secs(args.seconds),
+        args.record_size,
+    )
+    .await?;
+    let peak_rss_kib = api.peak_rss_kib()?;
+    api.stop()?;
+
+    let achieved = single.ok as f64 / single.elapsed.as_secs_f64();
+    println!();
+    println!("| measure | result |");
+    println!("| --- | --- |");
+    println!("| kafka-producer-perf-test (acks=all, idempotent, lz4, linger 5 ms) | {perf:.0} records/s |");
+    println!(
+        "| batch endpoint ({} records/batch, {} clients) | {batch_rate:.0} records/s |",
+        args.batch, args.clients
+    );
+    println!("| ratio batch / perf-test | {:.2} |", batch_rate / perf);
+    println!(
+        "| single events offered at {} req/s for {} s | {achieved:.0} ok/s, {} errors, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms |",
+        single.offered_rate,
+        args.seconds,
+        single.errors,
+        ms(single.p50),
+        ms(single.p99),
+        ms(single.max)
+    );
+    println!(
+        "| ingest-api peak RSS (VmHWM) | {:.1} MiB |",
+        peak_rss_kib as f64 / 1024.0
+    );
+    if single.sent != single.ok + single.errors {
+        bail!("lost track of requests");
+    }
+    let _ = Command::new(args.kafka_bin.join("kafka-topics"))
+        .args([
+            "--bootstrap-server",
+            &args.bootstrap,
+            "--delete",
+            "--topic",
+            &format!("streamlake\\.{dataset}.*"),
+        ])
+        .stdout(Stdio::null())
+        .status();
+    std::fs::remove_dir_all(&work)?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs the perf test on its own topic and returns its records/s.
+fn perf_test(args: &Args, topic: &str, payloads: &std::path::Path) -> anyhow::Result<f64> {
+    let bootstrap = format!("bootstrap.servers={}", args.bootstrap);
+    let output = Command::new(args.kafka_bin.join("kafka-producer-perf-test"))
+        .args([
+            "--topic",
+            topic,
+            "--num-records",
+            &args.records.to_string(),
+            "--throughput",
+            "-1",
+        ])
+        .arg("--payload-file")
+        .arg(payloads)
+        .arg("--producer-props")
+        .arg(&bootstrap)
+        .args(PRODUCER_PROPS)
+        .output()
+        .context("running kafka-producer-perf-test")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "kafka-producer-perf-test failed: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Final line: "N records sent, X records/sec (Y MB/sec), ..."
+    let summary = stdout
+        .lines()
+        .rfind(|l| l.contains(" records sent, "))
+        .context("no perf-test summary")?;
+    let rate = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .context("no rate in summary")?;
+    rate.parse().with_context(|| format!("rate in {summary:?}"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct ApiProcess(Child);
+
+impl ApiProcess {
+    fn start(args: &Args, contracts: &std::path::Path, port: u16) -> anyhow::Result<Self> {
+        let child = Command::new(&args.ingest_api)
+            .arg("serve")
+            .arg(format!("--listen-addr=127.0.0.1:{port}"))
+            .arg("--contracts-dir")
+            .arg(contracts)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("starting ingest-api")?;
+        Ok(Self(child))
+    }
+
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("no VmHWM")?;
+        line.split_whitespace()
+            .nth(1)
+            .context("VmHWM value")?
+            .parse()
+            .context("VmHWM number")
+    }
+
+    /// SIGTERM, as a kubelet would, and wait for the drain.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()?;
+        let status = self.0.wait()?;
+        if !status.success() {
+            bail!("ingest-api exited with {status} after SIGTERM");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    while Instant::now() < deadline {
+        if matches!(reqwest::get(&url).await, Ok(r) if r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("ingest-api did not become ready on port {port}")
+}

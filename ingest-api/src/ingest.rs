@@ -1,0 +1,352 @@
+//! The two ingest endpoints: validate against the dataset's contract, stamp metadata, produce, and
+//! answer only with what Kafka acknowledged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use streamlake_core::contract::{Contract, Violation};
+use streamlake_core::headers::{CONTENT_TYPE_JSON, DlqError, ErrorStage, RecordMetadata};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::event::{self, Rejection};
+use crate::producer::{Delivered, ProduceError};
+use crate::state::AppState;
+
+/// The answer to an accepted event.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub event_id: Uuid,
+    pub dataset: String,
+    pub schema_version: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// `POST /ingest/{dataset}`: one JSON event.
+pub async fn ingest_one(
+    State(state): State<AppState>,
+    dataset: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Accepted>, ApiError> {
+    let contract = lookup(&state, dataset)?;
+    let bytes = body.map_err(|r| body_error(&r, state.settings.max_event_bytes))?;
+    let request = RequestMeta::from_headers(&state, &headers)?;
+    let event_id = event::event_id(
+        contract.dataset().as_str(),
+        request.idempotency_key.as_deref(),
+        None,
+    );
+    let retry = state.settings.retry_after_secs;
+    match produce_record(&state, &contract, &request, event_id, &bytes).await {
+        RecordOutcome::Accepted(d) => Ok(Json(Accepted {
+            event_id,
+            dataset: contract.dataset().to_string(),
+            schema_version: contract.version(),
+            topic: d.topic,
+            partition: d.partition,
+            offset: d.offset,
+        })),
+        RecordOutcome::Rejected(rejection, dlq) => Err(rejection_error(&contract, rejection, dlq)),
+        RecordOutcome::Failed(err) => Err(ApiError::from_produce(err, retry)),
+    }
+}
+
+/// One record's result in a batch answer.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RecordResult {
+    Accepted {
+        index: usize,
+        event_id: Uuid,
+        partition: i32,
+        offset: i64,
+    },
+    Rejected {
+        index: usize,
+        event_id: Uuid,
+        error: RecordError,
+        dlq: Option<Delivered>,
+    },
+    Failed {
+        index: usize,
+        event_id: Uuid,
+        error: RecordError,
+        retryable: bool,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordError {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    pub dataset: String,
+    pub schema_version: u32,
+    pub topic: String,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    pub results: Vec<RecordResult>,
+}
+
+/// `POST /ingest/{dataset}/batch`: a JSON array or NDJSON, answered record by record.
+pub async fn ingest_batch(
+    State(state): State<AppState>,
+    dataset: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let contract = lookup(&state, dataset)?;
+    let bytes = body.map_err(|r| body_error(&r, state.settings.max_batch_bytes))?;
+    let request = RequestMeta::from_headers(&state, &headers)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let records = event::split_batch(&bytes, content_type)?;
+    if records.is_empty() {
+        return Err(ApiError::EmptyBatch);
+    }
+    let limit = state.settings.max_batch_records;
+    if records.len() > limit {
+        return Err(ApiError::TooManyRecords {
+            count: records.len(),
+            limit,
+        });
+    }
+    let dataset = contract.dataset().as_str();
+    let outcomes = futures::future::join_all(records.iter().enumerate().map(|(index, record)| {
+        let event_id = event::event_id(dataset, request.idempotency_key.as_deref(), Some(index));
+        let (state, contract, request) = (&state, &contract, &request);
+        async move {
+            (
+                index,
+                event_id,
+                produce_record(state, contract, request, event_id, record).await,
+            )
+        }
+    }))
+    .await;
+    let results: Vec<RecordResult> = outcomes
+        .into_iter()
+        .map(|(index, event_id, outcome)| {
+            outcome.into_result(index, event_id, state.settings.retry_after_secs)
+        })
+        .collect();
+    let count = |f: fn(&RecordResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let accepted = count(|r| matches!(r, RecordResult::Accepted { .. }));
+    let rejected = count(|r| matches!(r, RecordResult::Rejected { .. }));
+    let failed = count(|r| matches!(r, RecordResult::Failed { .. }));
+    let all_retryable = results
+        .iter()
+        .all(|r| matches!(r, RecordResult::Failed { retryable: true, .. }));
+    let answer = BatchAnswer {
+        dataset: dataset.to_owned(),
+        schema_version: contract.version(),
+        topic: contract.dataset().raw_topic(),
+        accepted,
+        rejected,
+        failed,
+        results,
+    };
+    // Nothing got through and a retry may succeed: say so at the status level too.
+    if all_retryable {
+        let retry = state.settings.retry_after_secs;
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, retry.to_string())],
+            Json(answer),
+        )
+            .into_response());
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// What the client told us about the request, checked once.
+struct RequestMeta {
+    idempotency_key: Option<String>,
+    source: String,
+    ingested_at: DateTime<Utc>,
+}
+
+impl RequestMeta {
+    fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(Self {
+            idempotency_key: event::idempotency_key(headers)?.map(str::to_owned),
+            source: event::source(headers, &state.settings.default_source)?.to_owned(),
+            ingested_at: Utc::now(),
+        })
+    }
+}
+
+enum RecordOutcome {
+    Accepted(Delivered),
+    /// Rejected, and written to the DLQ when that is enabled.
+    Rejected(Rejection, Option<Delivered>),
+    /// Neither acknowledged nor dead-lettered.
+    Failed(ProduceError),
+}
+
+impl RecordOutcome {
+    fn into_result(self, index: usize, event_id: Uuid, retry_after_secs: u64) -> RecordResult {
+        match self {
+            Self::Accepted(d) => RecordResult::Accepted {
+                index,
+                event_id,
+                partition: d.partition,
+                offset: d.offset,
+            },
+            Self::Rejected(r, dlq) => RecordResult::Rejected {
+                index,
+                event_id,
+                error: RecordError {
+                    code: r.error_type,
+                    message: r.message,
+                    violations: r.violations,
+                },
+                dlq,
+            },
+            Self::Failed(err) => {
+                let api = ApiError::from_produce(err, retry_after_secs);
+                let retryable = api.retry_after_secs().is_some();
+                RecordResult::Failed {
+                    index,
+                    event_id,
+                    error: RecordError {
+                        code: api.code(),
+                        message: api.to_string(),
+                        violations: Vec::new(),
+                    },
+                    retryable,
+                }
+            }
+        }
+    }
+}
+
+/// Validates one record and writes it to the raw topic, or to the DLQ if it is rejected.
+async fn produce_record(
+    state: &AppState,
+    contract: &Contract,
+    request: &RequestMeta,
+    event_id: Uuid,
+    bytes: &[u8],
+) -> RecordOutcome {
+    let dataset = contract.dataset();
+    let metadata = RecordMetadata {
+        event_id,
+        schema_version: contract.version(),
+        ingested_at: request.ingested_at,
+        source: request.source.clone(),
+        content_type: CONTENT_TYPE_JSON.to_owned(),
+    };
+    if bytes.len() > state.settings.max_event_bytes {
+        let rejection = Rejection {
+            error_type: "record_too_large",
+            message: format!(
+                "the record is {} bytes; the limit is {}",
+                bytes.len(),
+                state.settings.max_event_bytes
+            ),
+            violations: Vec::new(),
+            key: None,
+        };
+        // Too large for the DLQ as well: the client keeps the record and gets the reason.
+        return RecordOutcome::Rejected(rejection, None);
+    }
+    let rejection = match event::check(contract, bytes) {
+        Ok(key) => {
+            return match state
+                .sink
+                .send(&dataset.raw_topic(), Some(&key), bytes, metadata.to_headers())
+                .await
+            {
+                Ok(delivered) => {
+                    state.metrics.count_produced(dataset.as_str(), 1);
+                    RecordOutcome::Accepted(delivered)
+                }
+                Err(err) => {
+                    tracing::warn!(dataset = %dataset, %event_id, error = %err, "record not acknowledged");
+                    state.metrics.count_failed(dataset.as_str(), "raw_produce");
+                    RecordOutcome::Failed(err)
+                }
+            };
+        }
+        Err(rejection) => rejection,
+    };
+    if !state.settings.dead_letter_invalid {
+        return RecordOutcome::Rejected(rejection, None);
+    }
+    let dlq_error = DlqError {
+        stage: ErrorStage::Api,
+        error_type: rejection.error_type.to_owned(),
+        message: rejection.message.clone(),
+        source_topic: dataset.raw_topic(),
+        source_partition: None,
+        source_offset: None,
+        failed_at: Utc::now(),
+    };
+    let headers = dlq_error.append_to(metadata.to_headers());
+    match state
+        .sink
+        .send(&dataset.dlq_topic(), rejection.key.as_deref(), bytes, headers)
+        .await
+    {
+        Ok(delivered) => {
+            state
+                .metrics
+                .count_dead_lettered(dataset.as_str(), rejection.error_type);
+            RecordOutcome::Rejected(rejection, Some(delivered))
+        }
+        Err(err) => {
+            // The rejection is not recorded anywhere: the client must retry, so it is not a plain 4xx.
+            tracing::warn!(dataset = %dataset, %event_id, error = %err, "rejected record not dead-lettered");
+            state.metrics.count_failed(dataset.as_str(), "dlq_produce");
+            RecordOutcome::Failed(err)
+        }
+    }
+}
+
+fn lookup(state: &AppState, dataset: Result<Path<String>, PathRejection>) -> Result<Arc<Contract>, ApiError> {
+    let Path(dataset) = dataset.map_err(|e| ApiError::InvalidPath(e.body_text()))?;
+    state
+        .contracts
+        .latest(&dataset)
+        .cloned()
+        .ok_or(ApiError::UnknownDataset(dataset))
+}
+
+fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::BodyUnreadable(rejection.body_text())
+    }
+}
+
+fn rejection_error(contract: &Contract, rejection: Rejection, dlq: Option<Delivered>) -> ApiError {
+    match rejection.error_type {
+        "invalid_json" => ApiError::InvalidJson {
+            message: rejection.message,
+            dlq,
+        },
+        _ => ApiError::ContractViolation {
+            dataset: contract.dataset().to_string(),
+            version: contract.version(),
+            violations: rejection.violations,
+            dlq,
+        },
+    }
+}

@@ -1,0 +1,161 @@
+//! The broker is stopped under load and started again: no request is answered 2xx unless its record is
+//! in Kafka afterwards, and requests during the outage get 503 with Retry-After.
+//!
+//! Stops the shared local broker, so it lives in its own test binary; a guard restarts the broker even
+//! when an assertion fails.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::{harness, order};
+use rdkafka::Message;
+use streamlake_core::headers::RecordMetadata;
+use streamlake_core::kafka::ProducerArgs;
+use streamlake_ingest_api::IngestSettings;
+
+const DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dev");
+
+fn dev(script: &str) {
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("DEV", DEV)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "`{script}` failed: {status}");
+}
+
+/// Starts the broker again when dropped, whether the test passed or panicked.
+struct RestartBroker;
+
+impl Drop for RestartBroker {
+    fn drop(&mut self) {
+        let status = Command::new(format!("{DEV}/kafka/up")).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("could not restart the broker ({status:?}): run dev/kafka/up by hand");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_acknowledged_that_is_not_in_kafka_across_a_broker_outage() {
+    // Short delivery timeout so the outage is seen quickly; the request deadline stays above it.
+    let producer = ProducerArgs {
+        message_timeout_ms: 3_000,
+        ..ProducerArgs::default()
+    };
+    let settings = IngestSettings {
+        request_timeout: Duration::from_secs(10),
+        ..IngestSettings::default()
+    };
+    let h = Arc::new(harness(producer, settings).await);
+
+    // Load across the whole outage: four clients posting one event at a time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (h, stop) = (h.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let answer = h
+                        .post(
+                            &h.single_path(),
+                            &[],
+                            order(&format!("o-{client}-{n}")).to_string(),
+                        )
+                        .await;
+                    answers.push(answer);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                answers
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restart = RestartBroker;
+    tokio::task::block_in_place(|| dev("source \"$DEV/lib.sh\" && sl_stop kafka 30"));
+    let ready = h.state.sink.check_broker(Duration::from_secs(1)).await;
+    assert!(ready.is_err(), "readiness must fail while the broker is down");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::task::block_in_place(|| drop(restart)); // dev/kafka/up waits until the broker answers
+    let state = h.state.clone();
+    streamlake_testkit::wait_until("the API sees the broker again", Duration::from_secs(60), || {
+        let state = state.clone();
+        async move { state.sink.check_broker(Duration::from_secs(2)).await.is_ok() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut acknowledged = HashSet::new();
+    let (mut unavailable, mut after_outage_ok) = (0, 0);
+    for client in clients {
+        let answers = client.await.expect("client task");
+        let last_ok = answers
+            .iter()
+            .rev()
+            .take_while(|a| a.status == StatusCode::OK)
+            .count();
+        after_outage_ok += last_ok;
+        for answer in answers {
+            match answer.status {
+                StatusCode::OK => {
+                    acknowledged.insert(answer.body["event_id"].as_str().expect("event_id").to_owned());
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    unavailable += 1;
+                    assert!(
+                        answer.headers.contains_key("retry-after"),
+                        "503 without Retry-After"
+                    );
+                    let code = answer.body["error"]["code"].as_str().expect("code");
+                    assert!(
+                        ["kafka_unavailable", "timeout", "queue_full"].contains(&code),
+                        "{code}"
+                    );
+                }
+                other => panic!("unexpected status {other}: {}", answer.body),
+            }
+        }
+    }
+    assert!(unavailable > 0, "the outage was never observed as 503");
+    assert!(
+        after_outage_ok > 0,
+        "nothing was accepted after the broker came back"
+    );
+
+    let records = h
+        .all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, acknowledged.len())
+        .await;
+    let in_kafka: HashSet<String> = records
+        .iter()
+        .map(|r| {
+            RecordMetadata::from_headers(r.headers().expect("headers"))
+                .expect("metadata")
+                .event_id
+                .to_string()
+        })
+        .collect();
+    let missing: Vec<_> = acknowledged.difference(&in_kafka).collect();
+    println!(
+        "acknowledged {}, answered 503 {unavailable}, records in Kafka {} (503'd records may land: not acknowledged)",
+        acknowledged.len(),
+        records.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records are not in Kafka: {missing:?}",
+        missing.len()
+    );
+}

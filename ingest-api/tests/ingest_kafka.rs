@@ -1,0 +1,219 @@
+//! The ingest API against the real local broker: what the API answers is what Kafka holds.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Harness, harness, header, order};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
+use serde_json::Value;
+use streamlake_core::headers::{self, DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::kafka::ProducerArgs;
+use streamlake_ingest_api::IngestSettings;
+use streamlake_ingest_api::event::event_id;
+
+async fn fresh() -> Harness {
+    harness(ProducerArgs::default(), IngestSettings::default()).await
+}
+
+fn metadata(record: &OwnedMessage) -> RecordMetadata {
+    RecordMetadata::from_headers(record.headers().expect("headers")).expect("metadata headers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_event_lands_in_the_raw_topic_with_its_key_and_headers() {
+    let h = fresh().await;
+    let body = order("order-42").to_string();
+    let headers = [
+        ("idempotency-key", "checkout-7"),
+        ("x-streamlake-source", "checkout"),
+    ];
+    let answer = h.post(&h.single_path(), &headers, body.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let expected_id = event_id(h.dataset.as_str(), Some("checkout-7"), None);
+    assert_eq!(answer.body["event_id"], expected_id.to_string());
+    assert_eq!(answer.body["topic"], h.dataset.raw_topic());
+
+    let (partition, offset) = position(&answer.body);
+    let record = h.record_at(&h.dataset.raw_topic(), partition, offset).await;
+    assert_eq!(
+        record.key(),
+        Some(&b"order-42"[..]),
+        "keyed by the contract's partition key"
+    );
+    assert_eq!(
+        record.payload(),
+        Some(body.as_bytes()),
+        "the original bytes, untransformed"
+    );
+    let meta = metadata(&record);
+    assert_eq!(meta.event_id, expected_id);
+    assert_eq!((meta.schema_version, meta.source.as_str()), (1, "checkout"));
+    assert_eq!(meta.content_type, "application/json");
+    assert!((chrono::Utc::now() - meta.ingested_at).num_seconds().abs() < 60);
+
+    // A retry with the same key carries the same event id, so downstream can drop the duplicate.
+    let again = h.post(&h.single_path(), &headers, body).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["event_id"], expected_id.to_string());
+    let retried = h.record_at(&h.dataset.raw_topic(), partition, offset + 1).await;
+    assert_eq!(
+        metadata(&retried).event_id,
+        expected_id,
+        "same key → same partition, same event id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_event_is_422_with_every_violation_and_is_dead_lettered() {
+    let h = fresh().await;
+    let mut event = order("order-9");
+    event["currency"] = "euros".into();
+    event["line_items"][0]["quantity"] = 0.into();
+    event.as_object_mut().expect("object").remove("created_at");
+    let body = event.to_string();
+    let answer = h.post(&h.single_path(), &[], body.clone()).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    let error = &answer.body["error"];
+    assert_eq!(error["code"], "contract_violation");
+    let mut pointers: Vec<&str> = error["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["pointer"].as_str().expect("str"))
+        .collect();
+    pointers.sort_unstable();
+    assert_eq!(pointers, ["", "/currency", "/line_items/0/quantity"]);
+
+    let dlq = &error["dlq"];
+    assert_eq!(dlq["topic"], h.dataset.dlq_topic());
+    let record = h
+        .record_at(&h.dataset.dlq_topic(), position(dlq).0, position(dlq).1)
+        .await;
+    assert_eq!(
+        record.payload(),
+        Some(body.as_bytes()),
+        "the DLQ keeps the original bytes"
+    );
+    assert_eq!(record.key(), Some(&b"order-9"[..]), "and the key");
+    let why = DlqError::from_headers(record.headers().expect("headers")).expect("error headers");
+    assert_eq!(why.stage, ErrorStage::Api);
+    assert_eq!(why.error_type, "contract_violation");
+    assert_eq!(why.source_topic, h.dataset.raw_topic());
+    assert!(why.message.contains("/currency"), "{}", why.message);
+    assert_eq!(
+        header(&record, headers::SOURCE_PARTITION),
+        None,
+        "never reached the raw topic"
+    );
+    metadata(&record);
+
+    // Not JSON at all: 400, and dead-lettered too.
+    let answer = h.post(&h.single_path(), &[], "{\"order_id\": ").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.body["error"]["code"], "invalid_json");
+    let dlq = &answer.body["error"]["dlq"];
+    let record = h
+        .record_at(&h.dataset.dlq_topic(), position(dlq).0, position(dlq).1)
+        .await;
+    assert_eq!(record.payload(), Some(&b"{\"order_id\": "[..]));
+    assert_eq!(header(&record, headers::ERROR_TYPE), Some("invalid_json"));
+
+    let raw = h
+        .all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, 0)
+        .await;
+    assert!(
+        raw.is_empty(),
+        "nothing invalid reached the raw topic: {} records",
+        raw.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_batch_answers_per_record_and_matches_the_topics() {
+    let h = fresh().await;
+    let mut invalid = order("order-b2");
+    invalid["amount"] = 3.into();
+    let lines = [
+        order("order-b1").to_string(),
+        invalid.to_string(),
+        "not json".to_owned(),
+        order("order-b4").to_string(),
+    ];
+    let body = lines.join("\n") + "\n\n";
+    let answer = h
+        .post(
+            &h.batch_path(),
+            &[("content-type", "application/x-ndjson"), ("idempotency-key", "b")],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let counts = (
+        &answer.body["accepted"],
+        &answer.body["rejected"],
+        &answer.body["failed"],
+    );
+    assert_eq!(counts, (&Value::from(2), &Value::from(2), &Value::from(0)));
+    let results = answer.body["results"].as_array().expect("results");
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["accepted", "rejected", "rejected", "accepted"]);
+    assert_eq!(results[1]["error"]["code"], "contract_violation");
+    assert_eq!(results[2]["error"]["code"], "invalid_json");
+
+    for (index, result) in results.iter().enumerate() {
+        let expected_id = event_id(h.dataset.as_str(), Some("b"), Some(index)).to_string();
+        assert_eq!(result["event_id"], expected_id);
+        let (topic, at) = if result["status"] == "accepted" {
+            (h.dataset.raw_topic(), position(result))
+        } else {
+            (h.dataset.dlq_topic(), position(&result["dlq"]))
+        };
+        let record = h.record_at(&topic, at.0, at.1).await;
+        assert_eq!(
+            record.payload(),
+            Some(lines[index].as_bytes()),
+            "record {index} in {topic}"
+        );
+        assert_eq!(header(&record, headers::EVENT_ID), Some(expected_id.as_str()));
+    }
+    assert_eq!(
+        h.all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, 2)
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(h.all_records(&h.dataset.dlq_topic(), 1, 2).await.len(), 2);
+
+    // The same as a JSON array; every record of it is accepted.
+    let array = format!("[{}, {}]", order("order-c1"), order("order-c2"));
+    let answer = h
+        .post(&h.batch_path(), &[("content-type", "application/json")], array)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["accepted"], 2);
+    assert_eq!(
+        h.all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, 4)
+            .await
+            .len(),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_sees_the_broker() {
+    let h = fresh().await;
+    let ready = h.state.sink.check_broker(std::time::Duration::from_secs(5)).await;
+    assert_eq!(ready, Ok(()));
+}
+
+fn position(v: &Value) -> (i32, i64) {
+    let partition = v["partition"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("partition in {v}"));
+    let offset = v["offset"].as_i64().unwrap_or_else(|| panic!("offset in {v}"));
+    (i32::try_from(partition).expect("partition fits"), offset)
+}
