@@ -67,14 +67,29 @@ fn header_text<'a>(
 }
 
 /// Splits a batch body into its records' original bytes: a JSON array, or NDJSON (one event per
-/// non-blank line). `application/x-ndjson` forces NDJSON; otherwise a leading `[` means an array.
+/// non-blank line). `application/x-ndjson` forces NDJSON, `application/json` requires an array; without
+/// either, a leading `[` means an array.
 pub fn split_batch<'b>(body: &'b [u8], content_type: Option<&str>) -> Result<Vec<&'b [u8]>, ApiError> {
-    let ndjson = content_type.is_some_and(|ct| {
-        let essence = ct.split(';').next().unwrap_or_default().trim();
-        essence.eq_ignore_ascii_case("application/x-ndjson")
-            || essence.eq_ignore_ascii_case("application/jsonl")
+    let essence = content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
     });
-    if !ndjson && body.trim_ascii_start().first() == Some(&b'[') {
+    let ndjson = matches!(
+        essence.as_deref(),
+        Some("application/x-ndjson" | "application/jsonl")
+    );
+    let is_array = body.trim_ascii_start().first() == Some(&b'[');
+    if essence.as_deref() == Some("application/json") && !is_array {
+        return Err(ApiError::InvalidJson {
+            message: "an application/json batch must be a JSON array; send NDJSON as application/x-ndjson"
+                .into(),
+            dlq: None,
+        });
+    }
+    if !ndjson && is_array {
         let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
             message: format!("batch is not a JSON array: {e}"),
             dlq: None,

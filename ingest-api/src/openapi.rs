@@ -100,6 +100,7 @@ fn single_path(dataset: &str, event_ref: &Value) -> Value {
 }
 
 fn batch_path(dataset: &str, event_ref: &Value, settings: &IngestSettings) -> Value {
+    let event_ref = event_ref.get("$ref").and_then(Value::as_str).unwrap_or_default();
     json!({ "post": {
         "operationId": format!("ingest_{dataset}_batch"),
         "summary": format!("Ingest a batch of {dataset} events, answered per record."),
@@ -110,8 +111,12 @@ fn batch_path(dataset: &str, event_ref: &Value, settings: &IngestSettings) -> Va
             { "$ref": "#/components/parameters/Source" }
         ],
         "requestBody": { "required": true, "content": {
+            // Items are any JSON: each is checked against the contract on its own and answered per record.
             "application/json": { "schema": {
-                "type": "array", "minItems": 1, "maxItems": settings.max_batch_records, "items": event_ref } },
+                // The record limit answers 413 (too_many_records), so it is said here rather than as maxItems.
+                "type": "array", "minItems": 1,
+                "description": format!("At most {} records.", settings.max_batch_records),
+                "items": { "description": format!("An event, validated against {event_ref} record by record.") } } },
             "application/x-ndjson": { "schema": { "type": "string" } }
         } },
         "responses": {

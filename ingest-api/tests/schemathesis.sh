@@ -58,7 +58,7 @@ sl_log "schemathesis $version against http://127.0.0.1:$port/openapi.json (datas
 status=0
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --checks all --exclude-checks ignored_auth,use_after_free,ensure_resource_availability \
-  --max-examples "$max_examples" --seed 42 --workers 2 --no-color || status=$?
+  --max-examples "$max_examples" --seed 42 --workers 1 || status=$?
 if ((status != 0)); then
   sl_log "schemathesis failed; last lines of the API log:"
   tail -20 "$work/api.log" >&2

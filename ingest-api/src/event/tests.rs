@@ -92,6 +92,11 @@ fn a_batch_is_a_json_array_or_ndjson_and_keeps_original_bytes() {
         Err(ApiError::InvalidJson { .. })
     ));
     assert!(split_batch(b" \n ", None).expect("blank").is_empty());
+    let object_as_json = split_batch(b"{\"a\":1}", Some("application/json"));
+    assert!(
+        matches!(object_as_json, Err(ApiError::InvalidJson { .. })),
+        "JSON batches are arrays"
+    );
 }
 
 #[test]
