@@ -8,3 +8,4 @@ pub mod headers;
 pub mod kafka;
 pub mod names;
 pub mod offsets;
+pub mod rawzone;

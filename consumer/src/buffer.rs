@@ -1,0 +1,252 @@
+//! Records waiting to be landed: one open buffer per (Kafka partition, ingestion date), sealed into a
+//! unit when it reaches the rotation limits (records, bytes, age) or when its partition is drained.
+//!
+//! Count and byte limits are counted from the buffer's first record, so after a restart from a committed
+//! offset the same records are grouped the same way and produce the same file names.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use streamlake_core::rawzone::IngestionDate;
+
+use crate::record::SourceRecord;
+use crate::tracker::UnitId;
+
+/// When an open buffer becomes a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+/// A sealed buffer: the records of one (partition, date) that will land together.
+#[derive(Debug)]
+pub struct SealedUnit {
+    pub id: UnitId,
+    pub partition: i32,
+    pub date: IngestionDate,
+    /// In offset order.
+    pub records: Vec<SourceRecord>,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+struct OpenBuffer {
+    id: UnitId,
+    records: Vec<SourceRecord>,
+    bytes: usize,
+    opened_at: Instant,
+}
+
+#[derive(Debug)]
+pub struct OpenBuffers {
+    policy: RotationPolicy,
+    open: HashMap<(i32, IngestionDate), OpenBuffer>,
+    next_id: UnitId,
+    bytes: usize,
+}
+
+impl OpenBuffers {
+    pub fn new(policy: RotationPolicy) -> Self {
+        Self {
+            policy,
+            open: HashMap::new(),
+            next_id: 1,
+            bytes: 0,
+        }
+    }
+
+    /// Bytes held by open (not yet sealed) buffers.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Adds a record to its buffer; returns the unit it belongs to, and the sealed unit if it is now full.
+    pub fn append(&mut self, record: SourceRecord, now: Instant) -> (UnitId, Option<SealedUnit>) {
+        let key = (record.partition, record.ingestion_date());
+        let charged = record.charged_bytes();
+        let next_id = &mut self.next_id;
+        let buffer = self.open.entry(key).or_insert_with(|| {
+            let id = *next_id;
+            *next_id += 1;
+            OpenBuffer {
+                id,
+                records: Vec::new(),
+                bytes: 0,
+                opened_at: now,
+            }
+        });
+        buffer.records.push(record);
+        buffer.bytes += charged;
+        self.bytes += charged;
+        let id = buffer.id;
+        let full = buffer.records.len() >= self.policy.max_records || buffer.bytes >= self.policy.max_bytes;
+        (id, full.then(|| self.seal(key)).flatten())
+    }
+
+    /// Seals every buffer older than the age limit.
+    pub fn seal_expired(&mut self, now: Instant) -> Vec<SealedUnit> {
+        let max_age = self.policy.max_age;
+        self.seal_where(|_, b| now.duration_since(b.opened_at) >= max_age)
+    }
+
+    /// Seals every buffer of the given Kafka partitions.
+    pub fn seal_partitions(&mut self, partitions: &[i32]) -> Vec<SealedUnit> {
+        self.seal_where(|(p, _), _| partitions.contains(p))
+    }
+
+    pub fn seal_all(&mut self) -> Vec<SealedUnit> {
+        self.seal_where(|_, _| true)
+    }
+
+    /// Drops the buffers of partitions this consumer no longer owns (their records will be re-read).
+    pub fn discard_partitions(&mut self, partitions: &[i32]) {
+        let dropped: usize = self
+            .open
+            .iter()
+            .filter(|((p, _), _)| partitions.contains(p))
+            .map(|(_, b)| b.bytes)
+            .sum();
+        self.open.retain(|(p, _), _| !partitions.contains(p));
+        self.bytes -= dropped;
+    }
+
+    /// When the next buffer will reach its age limit.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|b| b.opened_at + self.policy.max_age)
+            .min()
+    }
+
+    fn seal_where(
+        &mut self,
+        mut pick: impl FnMut(&(i32, IngestionDate), &OpenBuffer) -> bool,
+    ) -> Vec<SealedUnit> {
+        let mut keys: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(k, b)| pick(k, b))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort();
+        keys.into_iter().filter_map(|k| self.seal(k)).collect()
+    }
+
+    fn seal(&mut self, key: (i32, IngestionDate)) -> Option<SealedUnit> {
+        let buffer = self.open.remove(&key)?;
+        self.bytes -= buffer.bytes;
+        Some(SealedUnit {
+            id: buffer.id,
+            partition: key.0,
+            date: key.1,
+            records: buffer.records,
+            bytes: buffer.bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn policy(max_records: usize, max_bytes: usize, max_age_ms: u64) -> RotationPolicy {
+        RotationPolicy {
+            max_records,
+            max_bytes,
+            max_age: Duration::from_millis(max_age_ms),
+        }
+    }
+
+    fn record(partition: i32, offset: i64, day: i64, size: usize) -> SourceRecord {
+        SourceRecord {
+            partition,
+            offset,
+            timestamp: Some(day * DAY_MS + offset),
+            key: None,
+            payload: Some(vec![b'x'; size]),
+            headers: None,
+        }
+    }
+
+    #[test]
+    fn rotates_by_record_count_on_deterministic_boundaries() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(3, usize::MAX, 60_000));
+        let mut sealed = Vec::new();
+        for offset in 0..7 {
+            let (_, unit) = buffers.append(record(0, offset, 20_000, 10), now);
+            sealed.extend(unit);
+        }
+        let ranges: Vec<(i64, i64)> = sealed
+            .iter()
+            .map(|u| (u.records[0].offset, u.records.last().expect("records").offset))
+            .collect();
+        assert_eq!(ranges, vec![(0, 2), (3, 5)]);
+        assert_eq!(buffers.seal_all()[0].records.len(), 1);
+        assert_eq!(buffers.bytes(), 0);
+    }
+
+    #[test]
+    fn rotates_by_bytes() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(usize::MAX, 3000, 60_000));
+        let one = record(0, 0, 20_000, 1000).charged_bytes();
+        let mut sealed = 0;
+        for offset in 0..10 {
+            if buffers.append(record(0, offset, 20_000, 1000), now).1.is_some() {
+                sealed += 1;
+            }
+        }
+        let per_file = 3000usize.div_ceil(one);
+        assert_eq!(sealed, 10 / per_file);
+    }
+
+    #[test]
+    fn rotates_by_age() {
+        let start = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(100, usize::MAX, 1000));
+        buffers.append(record(0, 0, 20_000, 1), start);
+        assert!(
+            buffers
+                .seal_expired(start + Duration::from_millis(999))
+                .is_empty()
+        );
+        assert_eq!(buffers.next_deadline(), Some(start + Duration::from_millis(1000)));
+        assert_eq!(buffers.seal_expired(start + Duration::from_millis(1000)).len(), 1);
+        assert!(buffers.is_empty());
+    }
+
+    #[test]
+    fn separate_buffers_per_partition_and_date() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(100, usize::MAX, 60_000));
+        let (a, _) = buffers.append(record(0, 0, 20_000, 1), now);
+        let (b, _) = buffers.append(record(0, 1, 20_001, 1), now);
+        let (c, _) = buffers.append(record(1, 0, 20_000, 1), now);
+        let (a2, _) = buffers.append(record(0, 2, 20_000, 1), now);
+        assert_eq!(a, a2);
+        assert!(a != b && a != c && b != c);
+        let sealed = buffers.seal_partitions(&[0]);
+        assert_eq!(sealed.len(), 2);
+        assert_eq!(sealed.iter().map(|u| u.records.len()).sum::<usize>(), 3);
+        assert!(!buffers.is_empty(), "partition 1 stays open");
+    }
+
+    #[test]
+    fn discarding_releases_the_bytes() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(100, usize::MAX, 60_000));
+        buffers.append(record(0, 0, 20_000, 100), now);
+        buffers.append(record(1, 0, 20_000, 100), now);
+        buffers.discard_partitions(&[0]);
+        assert_eq!(buffers.bytes(), record(1, 0, 20_000, 100).charged_bytes());
+    }
+}

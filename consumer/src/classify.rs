@@ -1,0 +1,199 @@
+//! Deciding whether a Kafka record can land, or is a poison pill for the DLQ.
+//!
+//! The verdict depends only on the record and the contracts, so a re-read reaches the same verdict.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use streamlake_core::contract::{Contract, ContractRegistry};
+use streamlake_core::headers::{self, get_str};
+use streamlake_core::names::DatasetName;
+
+use crate::record::SourceRecord;
+
+/// Columns the sink adds to every record; a record may not carry fields with these names.
+pub const RESERVED_FIELDS: [&str; 6] = [
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_key",
+    "_event_id",
+    "_schema_version",
+];
+
+/// Violations quoted in a contract error message; the rest are counted.
+const QUOTED_VIOLATIONS: usize = 5;
+
+/// A record that can land.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    pub fields: Map<String, Value>,
+    pub schema_version: u32,
+    pub key: Option<String>,
+    pub event_id: Option<String>,
+    pub timestamp: i64,
+}
+
+/// Why a record cannot land: a stable snake_case code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            error_type,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    dataset: DatasetName,
+    contracts: Arc<ContractRegistry>,
+    max_record_bytes: usize,
+}
+
+impl Classifier {
+    /// Fails if the registry has no contract for the dataset: the sink would reject everything.
+    pub fn new(
+        dataset: DatasetName,
+        contracts: Arc<ContractRegistry>,
+        max_record_bytes: usize,
+    ) -> Result<Self, String> {
+        if contracts.latest(dataset.as_str()).is_none() {
+            return Err(format!(
+                "no contract for dataset {dataset} in the contracts directory"
+            ));
+        }
+        Ok(Self {
+            dataset,
+            contracts,
+            max_record_bytes,
+        })
+    }
+
+    /// The newest contract of the dataset (its columns make the Parquet schema).
+    pub fn latest_contract(&self) -> Option<&Arc<Contract>> {
+        self.contracts.latest(self.dataset.as_str())
+    }
+
+    pub fn classify(&self, record: &SourceRecord) -> Result<ValidEvent, Rejection> {
+        let timestamp = record
+            .timestamp
+            .filter(|t| chrono::DateTime::from_timestamp_millis(*t).is_some())
+            .ok_or_else(|| Rejection::new("missing_timestamp", "the record has no usable Kafka timestamp"))?;
+        let payload = record
+            .payload
+            .as_deref()
+            .ok_or_else(|| Rejection::new("empty_payload", "the record has no value (a tombstone)"))?;
+        if payload.len() > self.max_record_bytes {
+            return Err(Rejection::new(
+                "record_too_large",
+                format!(
+                    "the value is {} bytes; the limit is {}",
+                    payload.len(),
+                    self.max_record_bytes
+                ),
+            ));
+        }
+        let key = match record.key.as_deref() {
+            None => None,
+            Some(bytes) => Some(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| Rejection::new("invalid_key", "the record key is not UTF-8"))?,
+            ),
+        };
+        let (schema_version, event_id) = self.read_headers(record)?;
+        let contract = match schema_version {
+            Some(v) => self.contracts.get(self.dataset.as_str(), v).ok_or_else(|| {
+                Rejection::new(
+                    "unknown_schema_version",
+                    format!("no contract {} v{v}", self.dataset),
+                )
+            })?,
+            None => self
+                .latest_contract()
+                .ok_or_else(|| Rejection::new("unknown_schema_version", "no contract for the dataset"))?,
+        };
+        let value: Value = serde_json::from_slice(payload)
+            .map_err(|e| Rejection::new("invalid_json", format!("the value is not JSON: {e}")))?;
+        let violations = contract.violations(&value);
+        if !violations.is_empty() {
+            return Err(Rejection::new(
+                "contract_violation",
+                describe_violations(contract, &violations),
+            ));
+        }
+        let Value::Object(fields) = value else {
+            return Err(Rejection::new(
+                "not_an_object",
+                "the value is valid JSON but not an object",
+            ));
+        };
+        if let Some(reserved) = RESERVED_FIELDS.iter().find(|f| fields.contains_key(**f)) {
+            return Err(Rejection::new(
+                "reserved_field",
+                format!("the field {reserved} is reserved for the sink"),
+            ));
+        }
+        Ok(ValidEvent {
+            fields,
+            schema_version: contract.version(),
+            key,
+            event_id,
+            timestamp,
+        })
+    }
+
+    fn read_headers(&self, record: &SourceRecord) -> Result<(Option<u32>, Option<String>), Rejection> {
+        let Some(h) = record.headers.as_ref() else {
+            return Ok((None, None));
+        };
+        let bad = |e: headers::HeaderError| Rejection::new("invalid_headers", e.to_string());
+        let version = match get_str(h, headers::SCHEMA_VERSION).map_err(bad)? {
+            None => None,
+            Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                Rejection::new(
+                    "invalid_headers",
+                    format!("schema_version header {text:?} is not a number"),
+                )
+            })?),
+        };
+        let event_id = get_str(h, headers::EVENT_ID).map_err(bad)?.map(str::to_owned);
+        Ok((version, event_id))
+    }
+}
+
+fn describe_violations(contract: &Contract, violations: &[streamlake_core::contract::Violation]) -> String {
+    let quoted: Vec<String> = violations
+        .iter()
+        .take(QUOTED_VIOLATIONS)
+        .map(|v| {
+            format!(
+                "{} ({}): {}",
+                if v.pointer.is_empty() { "/" } else { &v.pointer },
+                v.keyword,
+                v.message
+            )
+        })
+        .collect();
+    let more = violations.len().saturating_sub(QUOTED_VIOLATIONS);
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "violates {} v{}: {}{tail}",
+        contract.dataset(),
+        contract.version(),
+        quoted.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Turning a run of records into the bytes of one data file and its metadata entry.
+//!
+//! Records are classified and written one at a time, so a parsed record lives only while it is encoded.
+//! The bytes depend only on the records and the format settings: the same run always gives the same
+//! file, the same digest, and the same name.
+
+mod jsonl;
+mod parquet;
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use streamlake_core::contract::Contract;
+use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat};
+
+use crate::classify::{Classifier, Rejection};
+use crate::record::SourceRecord;
+
+pub use self::parquet::{ColumnKind, ParquetColumns};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("writing JSON lines: {0}")]
+    Jsonl(#[from] std::io::Error),
+    #[error("writing Parquet: {0}")]
+    Parquet(#[from] ::parquet::errors::ParquetError),
+    #[error("building Arrow columns: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("the contract cannot be mapped to Parquet columns: {0}")]
+    Schema(String),
+}
+
+/// A file ready to upload.
+#[derive(Debug, Clone)]
+pub struct EncodedFile {
+    pub name: DataFileName,
+    pub data: Bytes,
+    pub entry: FileEntry,
+}
+
+/// What came out of one run: the file of its valid records (if any) and the records rejected.
+#[derive(Debug)]
+pub struct EncodedRun {
+    pub file: Option<EncodedFile>,
+    /// (index into the run, why) of each poison pill.
+    pub rejected: Vec<(usize, Rejection)>,
+}
+
+/// Encodes runs in one configured format.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    format: FileFormat,
+    columns: Option<ParquetColumns>,
+    writer_version: String,
+}
+
+impl Encoder {
+    /// For Parquet, the columns come from the dataset's newest contract.
+    pub fn new(format: FileFormat, contract: &Contract, writer_version: String) -> Result<Self, EncodeError> {
+        let columns = match format {
+            FileFormat::Parquet => Some(ParquetColumns::from_contract(contract)?),
+            _ => None,
+        };
+        Ok(Self {
+            format,
+            columns,
+            writer_version,
+        })
+    }
+
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    pub fn encode_run(
+        &self,
+        partition: i32,
+        records: &[&SourceRecord],
+        classifier: &Classifier,
+    ) -> Result<EncodedRun, EncodeError> {
+        let mut writer = match &self.columns {
+            Some(columns) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
+                columns,
+                &self.writer_version,
+            )?)),
+            None => FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format)?),
+        };
+        let mut rejected = Vec::new();
+        let mut stats: Option<RunStats> = None;
+        for (index, record) in records.iter().enumerate() {
+            let event = match classifier.classify(record) {
+                Ok(event) => event,
+                Err(rejection) => {
+                    rejected.push((index, rejection));
+                    continue;
+                }
+            };
+            let stats = stats.get_or_insert_with(|| RunStats::starting_at(record.offset, event.timestamp));
+            stats.add(record.offset, event.timestamp, event.schema_version);
+            match &mut writer {
+                FormatWriter::Jsonl(w) => w.push(partition, record.offset, &event)?,
+                FormatWriter::Parquet(w) => w.push(partition, record.offset, event)?,
+            }
+        }
+        let Some(stats) = stats else {
+            return Ok(EncodedRun { file: None, rejected });
+        };
+        let data = match writer {
+            FormatWriter::Jsonl(w) => w.finish()?,
+            FormatWriter::Parquet(w) => w.finish()?,
+        };
+        Ok(EncodedRun {
+            file: Some(self.describe(partition, stats, Bytes::from(data))),
+            rejected,
+        })
+    }
+
+    fn describe(&self, partition: i32, stats: RunStats, data: Bytes) -> EncodedFile {
+        let digest: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let name = DataFileName::new(
+            partition,
+            stats.first_offset,
+            stats.last_offset,
+            &digest,
+            self.format,
+        );
+        let millis = |t: i64| DateTime::from_timestamp_millis(t).unwrap_or_default();
+        let entry = FileEntry {
+            path: name.to_string(),
+            partition,
+            first_offset: stats.first_offset,
+            last_offset: stats.last_offset,
+            record_count: stats.count,
+            bytes: data.len() as u64,
+            checksum: format!("sha256:{digest}"),
+            format: self.format,
+            schema_versions: stats.schema_versions.into_iter().collect(),
+            min_timestamp: millis(stats.min_timestamp),
+            max_timestamp: millis(stats.max_timestamp),
+            writer_version: self.writer_version.clone(),
+            written_at: Utc::now(),
+        };
+        EncodedFile { name, data, entry }
+    }
+}
+
+enum FormatWriter {
+    Jsonl(jsonl::JsonlWriter),
+    Parquet(Box<parquet::ParquetFileWriter>),
+}
+
+struct RunStats {
+    first_offset: i64,
+    last_offset: i64,
+    count: u64,
+    min_timestamp: i64,
+    max_timestamp: i64,
+    schema_versions: BTreeSet<u32>,
+}
+
+impl RunStats {
+    fn starting_at(offset: i64, timestamp: i64) -> Self {
+        Self {
+            first_offset: offset,
+            last_offset: offset,
+            count: 0,
+            min_timestamp: timestamp,
+            max_timestamp: timestamp,
+            schema_versions: BTreeSet::new(),
+        }
+    }
+
+    fn add(&mut self, offset: i64, timestamp: i64, schema_version: u32) {
+        self.last_offset = offset;
+        self.count += 1;
+        self.min_timestamp = self.min_timestamp.min(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.schema_versions.insert(schema_version);
+    }
+}
+
+/// RFC 3339 with milliseconds in UTC, the `_timestamp` of JSON lines.
+pub fn format_timestamp(millis: i64) -> String {
+    DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Parquet: one column per top-level property of the newest contract, plus the sink's columns.
+//!
+//! JSON Schema `string`, `integer`, `number` and `boolean` become Utf8, Int64, Float64 and Boolean;
+//! anything else (objects, arrays, unions) is kept as JSON text. A value that does not fit its column
+//! (a field of an older contract version, an extra property) goes to `_extra`, a JSON object, so
+//! nothing a record carried is lost.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde_json::{Map, Value};
+use streamlake_core::contract::Contract;
+
+use super::EncodeError;
+use crate::classify::{RESERVED_FIELDS, ValidEvent};
+
+/// Rows buffered in Arrow builders before they are handed to the Parquet writer.
+const BATCH_ROWS: usize = 8192;
+const ZSTD_LEVEL: i32 = 1;
+const EXTRA_COLUMN: &str = "_extra";
+
+/// The Arrow type a contract property maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Utf8,
+    Int64,
+    Float64,
+    Boolean,
+    /// Any other JSON value, stored as its JSON text.
+    Json,
+}
+
+impl ColumnKind {
+    fn of_property(schema: &Value) -> Self {
+        let types: Vec<&str> = match schema.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
+            _ => vec![],
+        };
+        match types.as_slice() {
+            ["string"] => Self::Utf8,
+            ["integer"] => Self::Int64,
+            ["number"] => Self::Float64,
+            ["boolean"] => Self::Boolean,
+            _ => Self::Json,
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Self::Utf8 | Self::Json => DataType::Utf8,
+            Self::Int64 => DataType::Int64,
+            Self::Float64 => DataType::Float64,
+            Self::Boolean => DataType::Boolean,
+        }
+    }
+}
+
+/// The contract's columns and the resulting Arrow schema.
+#[derive(Debug, Clone)]
+pub struct ParquetColumns {
+    pub columns: Vec<(String, ColumnKind)>,
+    schema: SchemaRef,
+}
+
+impl ParquetColumns {
+    pub fn from_contract(contract: &Contract) -> Result<Self, EncodeError> {
+        let properties = contract.schema().get("properties").and_then(Value::as_object);
+        let mut columns = Vec::new();
+        for (name, schema) in properties.into_iter().flatten() {
+            if RESERVED_FIELDS.contains(&name.as_str()) || name == EXTRA_COLUMN {
+                return Err(EncodeError::Schema(format!(
+                    "property {name} collides with a column of the sink"
+                )));
+            }
+            columns.push((name.clone(), ColumnKind::of_property(schema)));
+        }
+        let utc = Some(Arc::<str>::from("UTC"));
+        let mut fields = vec![
+            Field::new("_partition", DataType::Int32, false),
+            Field::new("_offset", DataType::Int64, false),
+            Field::new(
+                "_timestamp",
+                DataType::Timestamp(TimeUnit::Millisecond, utc),
+                false,
+            ),
+            Field::new("_key", DataType::Utf8, true),
+            Field::new("_event_id", DataType::Utf8, true),
+            Field::new("_schema_version", DataType::Int32, false),
+        ];
+        fields.extend(
+            columns
+                .iter()
+                .map(|(name, kind)| Field::new(name, kind.data_type(), true)),
+        );
+        fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
+        Ok(Self {
+            columns,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+enum ColumnBuilder {
+    Utf8(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: ColumnKind) -> Self {
+        match kind {
+            ColumnKind::Utf8 | ColumnKind::Json => Self::Utf8(StringBuilder::new()),
+            ColumnKind::Int64 => Self::Int64(Int64Builder::new()),
+            ColumnKind::Float64 => Self::Float64(Float64Builder::new()),
+            ColumnKind::Boolean => Self::Boolean(BooleanBuilder::new()),
+        }
+    }
+
+    /// Appends `value` if it fits the column; otherwise appends null and gives the value back.
+    fn append(&mut self, kind: ColumnKind, value: Option<Value>) -> Option<Value> {
+        match (self, kind, value) {
+            (Self::Utf8(b), _, None | Some(Value::Null)) => b.append_null(),
+            (Self::Int64(b), _, None | Some(Value::Null)) => b.append_null(),
+            (Self::Float64(b), _, None | Some(Value::Null)) => b.append_null(),
+            (Self::Boolean(b), _, None | Some(Value::Null)) => b.append_null(),
+            (Self::Utf8(b), ColumnKind::Utf8, Some(Value::String(s))) => b.append_value(s),
+            (Self::Utf8(b), ColumnKind::Json, Some(v)) => b.append_value(v.to_string()),
+            (Self::Int64(b), _, Some(Value::Number(n))) if n.as_i64().is_some() => {
+                b.append_option(n.as_i64())
+            }
+            (Self::Float64(b), _, Some(Value::Number(n))) if n.as_f64().is_some() => {
+                b.append_option(n.as_f64())
+            }
+            (Self::Boolean(b), _, Some(Value::Bool(v))) => b.append_value(v),
+            (builder, _, Some(other)) => {
+                builder.append_null();
+                return Some(other);
+            }
+        }
+        None
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Utf8(b) => b.append_null(),
+            Self::Int64(b) => b.append_null(),
+            Self::Float64(b) => b.append_null(),
+            Self::Boolean(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Utf8(b) => Arc::new(b.finish()),
+            Self::Int64(b) => Arc::new(b.finish()),
+            Self::Float64(b) => Arc::new(b.finish()),
+            Self::Boolean(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+pub struct ParquetFileWriter {
+    columns: ParquetColumns,
+    writer: ArrowWriter<Vec<u8>>,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMillisecondBuilder,
+    key: StringBuilder,
+    event_id: StringBuilder,
+    schema_version: Int32Builder,
+    values: Vec<ColumnBuilder>,
+    extra: StringBuilder,
+}
+
+impl ParquetFileWriter {
+    pub fn new(columns: &ParquetColumns, writer_version: &str) -> Result<Self, EncodeError> {
+        let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_created_by(writer_version.to_owned())
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), columns.schema(), Some(properties))?;
+        Ok(Self {
+            values: columns
+                .columns
+                .iter()
+                .map(|(_, kind)| ColumnBuilder::new(*kind))
+                .collect(),
+            columns: columns.clone(),
+            writer,
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            key: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            schema_version: Int32Builder::new(),
+            extra: StringBuilder::new(),
+        })
+    }
+
+    pub fn push(&mut self, partition: i32, offset: i64, event: ValidEvent) -> Result<(), EncodeError> {
+        self.partition.append_value(partition);
+        self.offset.append_value(offset);
+        self.timestamp.append_value(event.timestamp);
+        self.key.append_option(event.key.as_deref());
+        self.event_id.append_option(event.event_id.as_deref());
+        self.schema_version
+            .append_value(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+        let mut fields = event.fields;
+        let mut extra = Map::new();
+        for ((name, kind), builder) in self.columns.columns.iter().zip(&mut self.values) {
+            if let Some(misfit) = builder.append(*kind, fields.remove(name)) {
+                extra.insert(name.clone(), misfit);
+            }
+        }
+        extra.extend(fields);
+        if extra.is_empty() {
+            self.extra.append_null();
+        } else {
+            self.extra.append_value(Value::Object(extra).to_string());
+        }
+        if self.offset.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), EncodeError> {
+        if self.offset.len() == 0 {
+            return Ok(());
+        }
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.key.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.schema_version.finish()),
+        ];
+        arrays.extend(self.values.iter_mut().map(ColumnBuilder::finish));
+        arrays.push(Arc::new(self.extra.finish()));
+        let batch = RecordBatch::try_new(self.columns.schema(), arrays)?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
+        self.flush()?;
+        Ok(self.writer.into_inner()?)
+    }
+}

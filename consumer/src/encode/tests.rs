@@ -1,0 +1,198 @@
+use std::sync::Arc;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use serde_json::json;
+use streamlake_core::contract::ContractRegistry;
+use streamlake_core::names::DatasetName;
+
+use super::*;
+use crate::readback::{read_rows, row_positions};
+
+fn contract_registry() -> Arc<ContractRegistry> {
+    let v2 = json!({
+        "x-streamlake-partition-key": "id",
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": { "type": "string" },
+            "qty": { "type": "integer" },
+            "price": { "type": "number" },
+            "paid": { "type": "boolean" },
+            "tags": { "type": "array" }
+        }
+    });
+    // In v1, qty was free text: such records are valid, but do not fit v2's integer column.
+    let mut v1 = v2.clone();
+    v1["properties"]["qty"] = json!({ "type": "string" });
+    let mut registry = ContractRegistry::default();
+    let dataset = DatasetName::new("items").expect("valid");
+    registry
+        .insert(Contract::from_schema(dataset.clone(), 1, v1).expect("v1"))
+        .expect("insert");
+    registry
+        .insert(Contract::from_schema(dataset, 2, v2).expect("v2"))
+        .expect("insert");
+    Arc::new(registry)
+}
+
+fn setup(format: FileFormat) -> (Encoder, Classifier) {
+    let registry = contract_registry();
+    let classifier = Classifier::new(
+        DatasetName::new("items").expect("valid"),
+        registry.clone(),
+        1 << 20,
+    )
+    .expect("classifier");
+    let contract = registry.latest("items").expect("contract").clone();
+    (
+        Encoder::new(format, &contract, "streamlake-consumer/test".into()).expect("encoder"),
+        classifier,
+    )
+}
+
+fn record(offset: i64, payload: &str) -> SourceRecord {
+    record_v(offset, payload, "2")
+}
+
+fn record_v(offset: i64, payload: &str, version: &str) -> SourceRecord {
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "event_id",
+            value: Some("e"),
+        })
+        .insert(Header {
+            key: "schema_version",
+            value: Some(version),
+        });
+    SourceRecord {
+        partition: 2,
+        offset,
+        timestamp: Some(1_735_862_400_000 + offset),
+        key: Some(format!("k{offset}").into_bytes()),
+        payload: Some(payload.as_bytes().to_vec()),
+        headers: Some(headers),
+    }
+}
+
+fn sample() -> Vec<SourceRecord> {
+    vec![
+        record(10, r#"{"id":"a","qty":1,"price":2.5,"paid":true,"tags":["x"]}"#),
+        record(11, "not json"),
+        record_v(12, r#"{"id":"b","qty":"many","note":"extra field"}"#, "1"),
+        record(13, r#"{"id":"c"}"#),
+    ]
+}
+
+fn encode(format: FileFormat, records: &[SourceRecord]) -> EncodedRun {
+    let (encoder, classifier) = setup(format);
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    encoder.encode_run(2, &refs, &classifier).expect("encode")
+}
+
+#[test]
+fn every_format_round_trips_the_valid_records_and_rejects_the_poison() {
+    for format in FileFormat::ALL {
+        let run = encode(format, &sample());
+        assert_eq!(run.rejected.len(), 1, "{format}");
+        assert_eq!(
+            (run.rejected[0].0, run.rejected[0].1.error_type),
+            (1, "invalid_json")
+        );
+        let file = run.file.expect("a file");
+        assert_eq!(
+            (
+                file.entry.first_offset,
+                file.entry.last_offset,
+                file.entry.record_count
+            ),
+            (10, 13, 3)
+        );
+        assert_eq!(file.entry.bytes as usize, file.data.len());
+        assert_eq!(file.entry.schema_versions, vec![1, 2]);
+        let rows = read_rows(format, file.data.clone()).expect("read back");
+        assert_eq!(row_positions(&rows), vec![(2, 10), (2, 12), (2, 13)], "{format}");
+        assert_eq!(rows[0]["_key"], json!("k10"));
+        assert_eq!(rows[0]["_event_id"], json!("e"));
+        assert_eq!(rows[0]["_schema_version"], json!(2));
+        assert_eq!(rows[1]["_schema_version"], json!(1));
+        assert_eq!(rows[0]["_timestamp"], json!("2025-01-03T00:00:00.010Z"));
+        assert_eq!(rows[0]["id"], json!("a"));
+        assert_eq!(rows[0]["qty"], json!(1));
+    }
+}
+
+#[test]
+fn parquet_keeps_values_that_do_not_fit_their_column_in_extra() {
+    let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
+    let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
+    assert_eq!(rows[0]["price"], json!(2.5));
+    assert_eq!(rows[0]["paid"], json!(true));
+    assert_eq!(
+        rows[0]["tags"],
+        json!("[\"x\"]"),
+        "arrays are stored as JSON text"
+    );
+    assert_eq!(rows[0]["_extra"], json!(null));
+    assert_eq!(rows[1]["qty"], json!(null));
+    let extra: serde_json::Value =
+        serde_json::from_str(rows[1]["_extra"].as_str().expect("text")).expect("json");
+    assert_eq!(extra, json!({"qty": "many", "note": "extra field"}));
+}
+
+#[test]
+fn jsonl_lines_put_the_sink_columns_first() {
+    let file = encode(FileFormat::Jsonl, &sample()).file.expect("file");
+    let text = String::from_utf8(file.data.to_vec()).expect("utf8");
+    let first = text.lines().next().expect("a line");
+    assert!(
+        first.starts_with(
+            r#"{"_partition":2,"_offset":10,"_timestamp":"2025-01-03T00:00:00.010Z","_key":"k10","#
+        ),
+        "{first}"
+    );
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn the_same_run_gives_the_same_bytes_and_name() {
+    for format in FileFormat::ALL {
+        let a = encode(format, &sample()).file.expect("file");
+        let b = encode(format, &sample()).file.expect("file");
+        assert_eq!(a.data, b.data, "{format} must be deterministic");
+        assert_eq!(a.name, b.name);
+        assert!(
+            a.name
+                .to_string()
+                .starts_with("p00002-o00000000000000000010-o00000000000000000013-")
+        );
+        assert_eq!(a.entry.checksum.len(), "sha256:".len() + 64);
+        assert_eq!(
+            &a.entry.checksum["sha256:".len()..][..12],
+            a.name.digest,
+            "the name carries the digest"
+        );
+    }
+}
+
+#[test]
+fn a_run_of_only_poison_has_no_file() {
+    let run = encode(FileFormat::Jsonl, &[record(5, "{"), record(6, "[]")]);
+    assert!(run.file.is_none());
+    assert_eq!(run.rejected.len(), 2);
+}
+
+#[test]
+fn contracts_with_sink_column_names_are_refused() {
+    let schema = json!({
+        "x-streamlake-partition-key": "id",
+        "type": "object",
+        "required": ["id"],
+        "properties": { "id": { "type": "string" }, "_offset": { "type": "integer" } }
+    });
+    let contract =
+        Contract::from_schema(DatasetName::new("bad").expect("valid"), 1, schema).expect("contract");
+    assert!(matches!(
+        ParquetColumns::from_contract(&contract),
+        Err(EncodeError::Schema(_))
+    ));
+}

@@ -1,0 +1,263 @@
+//! Wiring: from a [`Config`] to a running sink, until SIGTERM (or, bounded, until the ranges are landed).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use streamlake_core::contract::ContractRegistry;
+use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::{RawZoneLayout, RawZoneStore};
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::bounded::{self, PartitionRange};
+use crate::buffer::RotationPolicy;
+use crate::classify::Classifier;
+use crate::config::Config;
+use crate::context::SinkContext;
+use crate::dlq::DlqWriter;
+use crate::encode::Encoder;
+use crate::health::Health;
+use crate::http::{HttpState, app};
+use crate::landing::LandingContext;
+use crate::metacache::MetadataCache;
+use crate::metrics::Metrics;
+use crate::record::SourceRecord;
+use crate::sink::{Bounds, SinkCore, SinkSettings, lock};
+
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+const TICK_EVERY: Duration = Duration::from_millis(20);
+/// The program and version written into every file entry and Parquet footer.
+pub const WRITER_VERSION: &str = concat!("streamlake-consumer/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Dataset(#[from] streamlake_core::names::InvalidDatasetName),
+    #[error("loading contracts: {0}")]
+    Contracts(#[from] streamlake_core::contract::ContractError),
+    #[error("{0}")]
+    Contract(String),
+    #[error(transparent)]
+    KafkaConfig(#[from] streamlake_core::kafka::KafkaConfigError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("opening the raw zone: {0}")]
+    Store(#[from] streamlake_core::rawzone::StoreError),
+    #[error("mapping the contract to columns: {0}")]
+    Encode(#[from] crate::encode::EncodeError),
+    #[error("bounded mode: {0}")]
+    Bounded(#[from] bounded::BoundedError),
+    #[error("serving HTTP on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the poll thread panicked")]
+    PollThread,
+}
+
+/// Runs the consumer; returns when stopped by SIGTERM/SIGINT or, bounded, when every range is landed.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let dataset = DatasetName::new(config.dataset.clone())?;
+    let topic = dataset.raw_topic();
+    let contracts = Arc::new(ContractRegistry::load_dir(&config.contracts_dir)?);
+    let classifier = Classifier::new(dataset.clone(), contracts, config.limits.max_record_bytes)
+        .map_err(RunError::Contract)?;
+    let contract = classifier
+        .latest_contract()
+        .cloned()
+        .ok_or_else(|| RunError::Contract("no contract".into()))?;
+    let encoder = Encoder::new(config.format, &contract, WRITER_VERSION.to_owned())?;
+    let store = RawZoneStore::open(&config.raw_zone, &config.gcs.options()).await?;
+    let layout = RawZoneLayout::new(dataset.clone());
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new());
+    let producer = streamlake_core::kafka::producer_config(&config.kafka, &config.producer)?;
+    let dlq = DlqWriter::new(
+        &producer,
+        dataset.dlq_topic(),
+        topic.clone(),
+        Duration::from_millis(u64::from(config.producer.message_timeout_ms)),
+    )?;
+    let landing = Arc::new(LandingContext {
+        metadata: MetadataCache::new(store.clone(), layout.clone()),
+        store,
+        layout,
+        classifier,
+        encoder,
+        dlq,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        backoff: Backoff {
+            initial: config.limits.retry_initial,
+            max: config.limits.retry_max,
+        },
+    });
+    let settings = SinkSettings {
+        rotation: RotationPolicy {
+            max_records: config.rotation.max_file_records.max(1),
+            max_bytes: config.rotation.max_file_bytes.max(1),
+            max_age: config.rotation.max_file_age,
+        },
+        max_buffered_bytes: config.limits.max_buffered_bytes,
+        max_concurrent_landings: config.limits.max_concurrent_landings,
+        commit_interval: config.limits.commit_interval,
+        drain_timeout: config.limits.drain_timeout,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    info!(addr = %listener.local_addr().map_err(|source| RunError::Listen { addr: config.listen, source })?, "serving /healthz, /readyz, /metrics");
+    let http_state = HttpState {
+        health: health.clone(),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app(http_state)).await {
+            warn!("HTTP server stopped: {e}");
+        }
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_signals(stop.clone()));
+
+    let runtime = tokio::runtime::Handle::current();
+    let poll = std::thread::Builder::new()
+        .name("kafka-poll".into())
+        .spawn(move || poll_thread(config, dataset, topic, settings, landing, runtime, stop))
+        .map_err(|_| RunError::PollThread)?;
+    tokio::task::spawn_blocking(move || poll.join())
+        .await
+        .map_err(|_| RunError::PollThread)?
+        .map_err(|_| RunError::PollThread)?
+}
+
+async fn watch_signals(stop: Arc<AtomicBool>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            warn!("cannot watch SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining and committing"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: draining and committing"),
+    }
+    stop.store(true, Ordering::SeqCst);
+}
+
+fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
+    let fetch_kib = (config.limits.fetch_buffer_bytes / 1024).max(1024);
+    let mut client = ClientConfig::new();
+    client
+        .set("group.id", dataset.consumer_group())
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000")
+        .set("queued.max.messages.kbytes", fetch_kib.to_string())
+        .set("fetch.max.bytes", (fetch_kib * 1024).to_string())
+        .set(
+            "enable.partition.eof",
+            if config.bounded.bounded { "true" } else { "false" },
+        );
+    // Connection settings and the user's extra properties come last; the guarantees above are re-applied.
+    for (key, value) in config.kafka.properties()? {
+        client.set(key, value);
+    }
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    Ok(client)
+}
+
+fn poll_thread(
+    config: Config,
+    dataset: DatasetName,
+    topic: String,
+    settings: SinkSettings,
+    landing: Arc<LandingContext>,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) -> Result<(), RunError> {
+    let metrics = landing.metrics.clone();
+    let health = landing.health.clone();
+    let client = consumer_config(&config, &dataset)?;
+    // The core exists before the consumer: the rebalance callbacks need it from the first poll.
+    let core = Arc::new(Mutex::new(SinkCore::new(
+        settings,
+        topic.clone(),
+        landing,
+        runtime,
+        None,
+    )));
+    let consumer: BaseConsumer<SinkContext> =
+        client.create_with_context(SinkContext::new(core.clone(), metrics, topic.clone()))?;
+
+    if config.bounded.bounded {
+        let ranges = bounded::resolve(&consumer, &topic, &config.bounded)?;
+        info!(?ranges, "bounded mode: landing these ranges");
+        let mut bounds = Bounds::new(
+            ranges
+                .iter()
+                .map(|r| (r.partition, r.end))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        ranges
+            .iter()
+            .filter(|r| r.start >= r.end)
+            .for_each(|r: &PartitionRange| bounds.reached(r.partition));
+        lock(&core).set_bounds(bounds);
+        let open: Vec<PartitionRange> = ranges.into_iter().filter(|r| r.start < r.end).collect();
+        consumer.assign(&bounded::assignment(&topic, &open)?)?;
+        lock(&core).assign(&consumer, &open.iter().map(|r| r.partition).collect::<Vec<_>>());
+    } else {
+        consumer.subscribe(&[&topic])?;
+        info!(%topic, group = %dataset.consumer_group(), "subscribed");
+    }
+
+    let mut next_tick = Instant::now();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        // No lock is held while polling: rebalance callbacks inside `poll` take it.
+        let polled = consumer.poll(POLL_TIMEOUT);
+        let mut guard = lock(&core);
+        health.polled();
+        match polled {
+            None => {}
+            Some(Ok(message)) => {
+                let record = SourceRecord::from_message(&message);
+                guard.accept(&consumer, record, Instant::now());
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => guard.partition_eof(&consumer, partition),
+            Some(Err(e)) => warn!("Kafka: {e}"),
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            guard.tick(&consumer, now);
+            next_tick = now + TICK_EVERY;
+        }
+        if guard.bounded_done() {
+            info!("bounded mode: every range is landed");
+            break;
+        }
+    }
+    lock(&core).shutdown(&consumer);
+    // Dropping the consumer leaves the group; its revoke callback finds nothing left to drain.
+    drop(consumer);
+    info!("stopped");
+    Ok(())
+}

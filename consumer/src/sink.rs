@@ -1,0 +1,428 @@
+//! The sink's state, driven by the poll thread and by the rebalance callbacks.
+//!
+//! The poll thread owns the Kafka consumer and calls into [`SinkCore`] for every record and on a short
+//! tick; rebalance callbacks run on the same thread (inside `poll`), so the core is never touched by two
+//! threads at once. Landings run on the Tokio runtime and report back through a channel.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::buffer::{OpenBuffers, RotationPolicy, SealedUnit};
+use crate::health::Health;
+use crate::landing::{Landed, LandingContext, land};
+use crate::metrics::Metrics;
+use crate::record::SourceRecord;
+use crate::tracker::{OffsetTracker, UnitId};
+
+/// How the sink batches, bounds memory and commits.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub rotation: RotationPolicy,
+    /// Records held in memory (open buffers and landings in flight) before consumption pauses.
+    pub max_buffered_bytes: usize,
+    pub max_concurrent_landings: usize,
+    pub commit_interval: Duration,
+    /// How long a revoke or shutdown waits for landings before committing what is durable.
+    pub drain_timeout: Duration,
+}
+
+/// Per-partition end offsets (exclusive) of the bounded mode.
+#[derive(Debug, Default)]
+pub struct Bounds {
+    ends: BTreeMap<i32, i64>,
+    reached: BTreeSet<i32>,
+}
+
+impl Bounds {
+    pub fn new(ends: BTreeMap<i32, i64>) -> Self {
+        Self {
+            ends,
+            reached: BTreeSet::new(),
+        }
+    }
+
+    /// Marks a partition as finished (its start is at or past its end, or its end was read).
+    pub fn reached(&mut self, partition: i32) {
+        self.reached.insert(partition);
+    }
+
+    fn end(&self, partition: i32) -> i64 {
+        self.ends.get(&partition).copied().unwrap_or(i64::MIN)
+    }
+}
+
+pub struct SinkCore {
+    settings: SinkSettings,
+    topic: String,
+    buffers: OpenBuffers,
+    trackers: BTreeMap<i32, OffsetTracker>,
+    inflight: HashMap<UnitId, usize>,
+    inflight_bytes: usize,
+    committed: BTreeMap<i32, i64>,
+    paused: bool,
+    landing: Arc<LandingContext>,
+    runtime: tokio::runtime::Handle,
+    permits: Arc<Semaphore>,
+    done_tx: mpsc::Sender<Landed>,
+    done_rx: mpsc::Receiver<Landed>,
+    last_commit: Instant,
+    bounds: Option<Bounds>,
+}
+
+impl std::fmt::Debug for SinkCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkCore")
+            .field("topic", &self.topic)
+            .field("partitions", &self.trackers.keys().collect::<Vec<_>>())
+            .field("inflight", &self.inflight.len())
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkCore {
+    pub fn new(
+        settings: SinkSettings,
+        topic: String,
+        landing: Arc<LandingContext>,
+        runtime: tokio::runtime::Handle,
+        bounds: Option<Bounds>,
+    ) -> Self {
+        let (done_tx, done_rx) = mpsc::channel();
+        Self {
+            buffers: OpenBuffers::new(settings.rotation),
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_landings.max(1))),
+            settings,
+            topic,
+            trackers: BTreeMap::new(),
+            inflight: HashMap::new(),
+            inflight_bytes: 0,
+            committed: BTreeMap::new(),
+            paused: false,
+            landing,
+            runtime,
+            done_tx,
+            done_rx,
+            last_commit: Instant::now(),
+            bounds,
+        }
+    }
+
+    /// Switches to bounded mode: no commits, and records past each partition's end are not landed.
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = Some(bounds);
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.landing.metrics
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.landing.health
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.buffers.bytes() + self.inflight_bytes
+    }
+
+    /// Takes a record read from Kafka.
+    pub fn accept<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        record: SourceRecord,
+        now: Instant,
+    ) {
+        let (partition, offset) = (record.partition, record.offset);
+        if let Some(bounds) = &mut self.bounds {
+            let end = bounds.end(partition);
+            if offset + 1 >= end && bounds.reached.insert(partition) {
+                pause_partition(consumer, &self.topic, partition);
+            }
+            if offset >= end {
+                return; // past the requested range: not ours to land
+            }
+        }
+        let tracker = self.trackers.entry(partition).or_default();
+        if tracker.last_seen().is_some_and(|last| offset <= last) {
+            warn!(
+                partition,
+                offset, "record delivered again; it is already held, ignoring the copy"
+            );
+            return;
+        }
+        let (unit, sealed) = self.buffers.append(record, now);
+        // Cannot fail: the offset is above the last one seen.
+        let _ = tracker.record(offset, unit);
+        if let Some(sealed) = sealed {
+            self.launch(sealed);
+        }
+        if !self.paused && self.buffered_bytes() >= self.settings.max_buffered_bytes {
+            self.set_paused(consumer, true);
+        }
+    }
+
+    /// A partition has no more records for now (bounded mode asks for `enable.partition.eof`).
+    pub fn partition_eof<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partition: i32) {
+        let Some(bounds) = &mut self.bounds else { return };
+        let position = consumer.position().ok().and_then(|tpl| {
+            tpl.find_partition(&self.topic, partition)
+                .and_then(|p| p.offset().to_raw())
+        });
+        if position.is_some_and(|p| p >= bounds.end(partition)) && bounds.reached.insert(partition) {
+            pause_partition(consumer, &self.topic, partition);
+        }
+    }
+
+    fn launch(&mut self, unit: SealedUnit) {
+        self.inflight.insert(unit.id, unit.bytes);
+        self.inflight_bytes += unit.bytes;
+        let (ctx, done, permits) = (self.landing.clone(), self.done_tx.clone(), self.permits.clone());
+        self.runtime.spawn(async move {
+            // Holding a permit bounds concurrent uploads; the memory is bounded by the pause below.
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let landed = land(ctx, unit).await;
+            let _ = done.send(landed);
+        });
+    }
+
+    fn complete(&mut self, landed: Landed) {
+        if let Some(bytes) = self.inflight.remove(&landed.unit) {
+            self.inflight_bytes -= bytes;
+        }
+        if let Some(tracker) = self.trackers.get_mut(&landed.partition) {
+            tracker.mark_durable(landed.unit);
+        }
+    }
+
+    fn drain_completions(&mut self) {
+        while let Ok(landed) = self.done_rx.try_recv() {
+            self.complete(landed);
+        }
+    }
+
+    /// Periodic work: finished landings, age rotation, back-pressure, commits.
+    pub fn tick<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, now: Instant) {
+        self.drain_completions();
+        for unit in self.buffers.seal_expired(now) {
+            self.launch(unit);
+        }
+        if let Some(bounds) = &self.bounds {
+            let reached: Vec<i32> = bounds.reached.iter().copied().collect();
+            for unit in self.buffers.seal_partitions(&reached) {
+                self.launch(unit);
+            }
+        }
+        self.apply_backpressure(consumer);
+        if now.duration_since(self.last_commit) >= self.settings.commit_interval {
+            self.commit(consumer, None);
+            self.last_commit = now;
+        }
+        self.metrics()
+            .buffered_bytes
+            .set(i64::try_from(self.buffered_bytes()).unwrap_or(i64::MAX));
+    }
+
+    fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let max = self.settings.max_buffered_bytes;
+        let failing = self.health().storage_failing();
+        let over = self.buffered_bytes() >= max;
+        if over && self.inflight.is_empty() {
+            // Nothing will free memory unless the open buffers land.
+            for unit in self.buffers.seal_all() {
+                self.launch(unit);
+            }
+        }
+        if !self.paused && (over || failing) {
+            self.set_paused(consumer, true);
+        } else if self.paused && !failing && self.buffered_bytes() < max / 4 * 3 {
+            self.set_paused(consumer, false);
+        }
+    }
+
+    fn set_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, paused: bool) {
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let result = if paused {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&self.resumable(&assignment))
+        };
+        match result {
+            Ok(()) => {
+                self.paused = paused;
+                self.metrics().paused.set(i64::from(paused));
+                info!(
+                    paused,
+                    buffered_bytes = self.buffered_bytes(),
+                    storage_failing = self.health().storage_failing(),
+                    "consumption {}",
+                    if paused { "paused" } else { "resumed" }
+                );
+            }
+            Err(e) => warn!(
+                "could not {} partitions: {e}",
+                if paused { "pause" } else { "resume" }
+            ),
+        }
+    }
+
+    /// The assigned partitions minus those that reached their bounded end.
+    fn resumable(&self, assignment: &TopicPartitionList) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for elem in assignment.elements() {
+            let reached = self
+                .bounds
+                .as_ref()
+                .is_some_and(|b| b.reached.contains(&elem.partition()));
+            if !reached {
+                tpl.add_partition(elem.topic(), elem.partition());
+            }
+        }
+        tpl
+    }
+
+    /// Commits, synchronously, every partition whose durable position moved (all, or only `only`).
+    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, only: Option<&[i32]>) {
+        if self.bounds.is_some() {
+            return; // bounded mode has no group
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut positions = Vec::new();
+        for (partition, tracker) in &mut self.trackers {
+            if only.is_some_and(|only| !only.contains(partition)) {
+                continue;
+            }
+            if let Some(position) = tracker.commit_position()
+                && self.committed.get(partition) != Some(&position)
+            {
+                let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(position));
+                positions.push((*partition, position));
+            }
+        }
+        if positions.is_empty() {
+            return;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                for (partition, position) in positions {
+                    self.committed.insert(partition, position);
+                    self.landing.metrics.set_committed(partition, position);
+                }
+            }
+            Err(e) => warn!("committing offsets failed (will retry): {e}"),
+        }
+    }
+
+    /// Lands everything held for `partitions` and waits until it is durable or the deadline passes.
+    pub fn drain(&mut self, partitions: &[i32], deadline: Instant) {
+        for unit in self.buffers.seal_partitions(partitions) {
+            self.launch(unit);
+        }
+        loop {
+            let settled = partitions
+                .iter()
+                .all(|p| self.trackers.get_mut(p).is_none_or(|t| t.is_settled()));
+            if settled {
+                return;
+            }
+            let Some(remaining) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                warn!(
+                    ?partitions,
+                    "drain deadline passed; records not yet durable will be read again by the next owner"
+                );
+                return;
+            };
+            match self
+                .done_rx
+                .recv_timeout(remaining.min(Duration::from_millis(100)))
+            {
+                Ok(landed) => self.complete(landed),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Partitions were revoked: land what is held, commit it, and forget them.
+    pub fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partitions: &[i32]) {
+        if consumer.assignment_lost() {
+            warn!(
+                ?partitions,
+                "assignment lost; dropping held records (the new owner reads them again)"
+            );
+        } else {
+            self.drain(partitions, Instant::now() + self.settings.drain_timeout);
+            self.commit(consumer, Some(partitions));
+        }
+        self.buffers.discard_partitions(partitions);
+        for partition in partitions {
+            self.trackers.remove(partition);
+            self.committed.remove(partition);
+        }
+        info!(?partitions, "partitions revoked");
+    }
+
+    /// Partitions were assigned: other writers may have landed meanwhile, so re-read the metadata.
+    pub fn assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partitions: &[i32]) {
+        self.landing.metadata.invalidate();
+        for partition in partitions {
+            self.trackers.entry(*partition).or_default();
+        }
+        if self.paused {
+            let mut tpl = TopicPartitionList::new();
+            for partition in partitions {
+                tpl.add_partition(&self.topic, *partition);
+            }
+            if let Err(e) = consumer.pause(&tpl) {
+                warn!("could not pause newly assigned partitions: {e}");
+            }
+        }
+        info!(?partitions, "partitions assigned");
+    }
+
+    /// Bounded mode: every partition reached its end and everything read is durable.
+    pub fn bounded_done(&mut self) -> bool {
+        let Some(bounds) = &self.bounds else { return false };
+        let all_reached = bounds.ends.keys().all(|p| bounds.reached.contains(p));
+        all_reached && self.buffers.is_empty() && self.trackers.values_mut().all(|t| t.is_settled())
+    }
+
+    /// SIGTERM: stop reading, land everything, commit.
+    pub fn shutdown<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.health().stopping();
+        let partitions: Vec<i32> = self.trackers.keys().copied().collect();
+        info!(?partitions, "shutting down: draining");
+        self.drain(&partitions, Instant::now() + self.settings.drain_timeout);
+        self.commit(consumer, None);
+    }
+}
+
+fn pause_partition<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, partition: i32) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    if let Err(e) = consumer.pause(&tpl) {
+        warn!(partition, "could not pause a finished partition: {e}");
+    }
+}
+
+/// Locks the core; a panic elsewhere must not stop the drain and commit of what is durable.
+pub fn lock(core: &Mutex<SinkCore>) -> MutexGuard<'_, SinkCore> {
+    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

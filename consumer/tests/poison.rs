@@ -1,0 +1,138 @@
+//! Poison pills go to the DLQ topic with the error headers and their original key and bytes; the
+//! records after them land; the metadata lists each DLQ'd offset.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use streamlake_core::headers::{DlqError, ErrorStage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_pills_go_to_the_dlq_with_headers_and_later_records_land() {
+    let dataset = TestDataset::create("poison", 1).await;
+    let topic = dataset.name.raw_topic();
+    let poison = |payload: Vec<u8>| TestRecord {
+        partition: 0,
+        key: Some(b"bad-key".to_vec()),
+        payload,
+        timestamp: BASE_TIMESTAMP_MS,
+        with_headers: true,
+    };
+    let mut records: Vec<TestRecord> = (0..10).map(|i| TestRecord::order(i, 1, 200)).collect();
+    records.push(poison(b"{not json".to_vec())); // offset 10
+    records.push(poison(br#"{"order_id":"o-x","currency":"euro"}"#.to_vec())); // 11
+    records.push(poison(order(99, 4_000))); // 12: over --max-record-bytes
+    records.extend((10..20).map(|i| TestRecord::order(i, 1, 200))); // 13..=22
+    produce(&topic, &records).await;
+    let ends = end_offsets(&topic, 1);
+    let location = format!("file://{}", dataset.local_raw_zone().display());
+
+    let consumer = ConsumerProcess::start(&dataset, &location, "consumer", &["--max-record-bytes", "2KiB"]);
+    wait_committed(
+        &dataset.name.consumer_group(),
+        &topic,
+        &ends,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(consumer.terminate(Duration::from_secs(30)).success());
+
+    let store = open_store(&location).await;
+    let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
+    contents.assert_exactly_once(&ends);
+    assert_eq!(contents.dlq, vec![(0, 10), (0, 11), (0, 12)]);
+    let listed: BTreeMap<i64, String> = contents
+        .metadata
+        .values()
+        .flat_map(|m| &m.dlq)
+        .map(|d| (d.offset, d.error_type.clone()))
+        .collect();
+    let expected: BTreeMap<i64, String> = [
+        (10, "invalid_json"),
+        (11, "contract_violation"),
+        (12, "record_too_large"),
+    ]
+    .map(|(o, t)| (o, t.to_owned()))
+    .into();
+    assert_eq!(listed, expected);
+
+    let dlq = read_dlq(&dataset.name.dlq_topic(), 3);
+    assert_eq!(dlq.len(), 3, "each poison pill is in the DLQ topic once");
+    for (record, (offset, error_type)) in dlq.iter().zip(&expected) {
+        let error = &record.error;
+        assert_eq!(error.stage, ErrorStage::Consumer);
+        assert_eq!(&error.error_type, error_type);
+        assert_eq!(error.source_topic, topic);
+        assert_eq!(
+            (error.source_partition, error.source_offset),
+            (Some(0), Some(*offset))
+        );
+        assert!(!error.message.is_empty());
+        assert_eq!(
+            record.key.as_deref(),
+            Some(&b"bad-key"[..]),
+            "the original key is kept"
+        );
+        assert_eq!(
+            record.payload, records[*offset as usize].payload,
+            "the original bytes are kept"
+        );
+        assert!(record.kept_original_headers, "the original headers are kept");
+    }
+    println!(
+        "DLQ: {:?}",
+        dlq.iter()
+            .map(|r| (&r.error.error_type, &r.error.message))
+            .collect::<Vec<_>>()
+    );
+}
+
+struct DlqRecord {
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    error: DlqError,
+    kept_original_headers: bool,
+}
+
+fn read_dlq(topic: &str, expected: usize) -> Vec<DlqRecord> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", streamlake_testkit::unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Read a little past the expected count, so a duplicate would show.
+    let mut quiet_since = None;
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) => {
+                let headers = message.headers().expect("DLQ records carry headers");
+                out.push(DlqRecord {
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    error: DlqError::from_headers(headers).expect("DLQ headers parse"),
+                    kept_original_headers: headers.iter().any(|h| h.key == "event_id"),
+                });
+                quiet_since = None;
+            }
+            Some(Err(e)) => panic!("reading the DLQ: {e}"),
+            None if out.len() >= expected => {
+                let since = *quiet_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_secs(3) {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| r.error.source_offset);
+    out
+}

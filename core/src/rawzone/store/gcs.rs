@@ -1,0 +1,217 @@
+//! The `gs://bucket/prefix` backend, through the official `google-cloud-storage` crate.
+//!
+//! Data files are created with `ifGenerationMatch=0` (names carry a digest of their bytes, so an existing
+//! name already holds them); `_metadata.json` is replaced with `ifGenerationMatch=<generation read>`.
+//! Objects above the resumable threshold go up as a resumable upload in chunks of the buffer size.
+//! For the emulator, point the endpoint at it and use anonymous credentials.
+
+use bytes::Bytes;
+use google_cloud_gax::retry_policy::RetryPolicyExt;
+use google_cloud_storage::client::{Storage, StorageControl};
+use google_cloud_storage::retry_policy::RetryableErrors;
+
+use super::{ObjectVersion, StoreError, Versioned};
+
+/// GCS requires resumable-upload chunks to be multiples of 256 KiB.
+pub const UPLOAD_CHUNK_QUANTUM: usize = 256 * 1024;
+
+/// How to reach GCS.
+#[derive(Debug, Clone)]
+pub struct GcsOptions {
+    /// Endpoint override, e.g. the emulator's `http://127.0.0.1:14443`; `None` is Google's endpoint.
+    pub endpoint: Option<String>,
+    /// Send no credentials (the emulator); otherwise Application Default Credentials.
+    pub anonymous: bool,
+    /// Objects at least this large use a resumable upload.
+    pub resumable_threshold: usize,
+    /// Chunk size of resumable uploads (rounded up to a multiple of 256 KiB).
+    pub upload_chunk: usize,
+    /// Attempts per request inside the client before the error reaches the caller's own backoff.
+    pub attempts: u32,
+}
+
+impl Default for GcsOptions {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            anonymous: false,
+            resumable_threshold: 16 * 1024 * 1024,
+            upload_chunk: 16 * 1024 * 1024,
+            attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GcsStore {
+    client: Storage,
+    control: StorageControl,
+    bucket: String,
+    /// `projects/_/buckets/<bucket>`, the form the API wants.
+    bucket_path: String,
+    prefix: String,
+}
+
+impl GcsStore {
+    pub async fn connect(bucket: &str, prefix: &str, options: &GcsOptions) -> Result<Self, StoreError> {
+        // The storage crate is built without its default TLS provider; ring is the workspace's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let chunk = options.upload_chunk.max(1).div_ceil(UPLOAD_CHUNK_QUANTUM) * UPLOAD_CHUNK_QUANTUM;
+        let mut builder = Storage::builder()
+            .with_retry_policy(RetryableErrors.with_attempt_limit(options.attempts.max(1)))
+            .with_resumable_upload_threshold(options.resumable_threshold)
+            .with_resumable_upload_buffer_size(chunk);
+        let mut control = StorageControl::builder();
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+            control = control.with_endpoint(endpoint.clone());
+        }
+        if options.anonymous {
+            builder =
+                builder.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+            control =
+                control.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+        }
+        let client = builder
+            .build()
+            .await
+            .map_err(|e| StoreError::GcsClient(e.to_string()))?;
+        let control = control
+            .build()
+            .await
+            .map_err(|e| StoreError::GcsClient(e.to_string()))?;
+        Ok(Self {
+            client,
+            control,
+            bucket: bucket.to_owned(),
+            bucket_path: format!("projects/_/buckets/{bucket}"),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The object name of a key under the prefix.
+    pub fn object_name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    fn error(
+        &self,
+        operation: &'static str,
+        object: &str,
+        source: google_cloud_storage::Error,
+    ) -> StoreError {
+        if source.http_status_code() == Some(412) {
+            return StoreError::PreconditionFailed {
+                key: object.to_owned(),
+            };
+        }
+        StoreError::Gcs {
+            operation,
+            bucket: self.bucket.clone(),
+            object: object.to_owned(),
+            source,
+        }
+    }
+
+    pub async fn put_immutable(&self, key: &str, data: Bytes, content_type: &str) -> Result<(), StoreError> {
+        let object = self.object_name(key);
+        let written = self
+            .client
+            .write_object(&self.bucket_path, &object, data)
+            .set_if_generation_match(0)
+            .set_content_type(content_type)
+            .send_unbuffered()
+            .await;
+        match written.map_err(|e| self.error("write", &object, e)) {
+            Ok(_) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let object = self.object_name(key);
+        let mut response = match self.client.read_object(&self.bucket_path, &object).send().await {
+            Ok(response) => response,
+            Err(e) if e.http_status_code() == Some(404) => return Ok(None),
+            Err(e) => return Err(self.error("read", &object, e)),
+        };
+        let generation = response.object().generation;
+        let mut data = Vec::new();
+        while let Some(chunk) = response.next().await {
+            data.extend_from_slice(&chunk.map_err(|e| self.error("read", &object, e))?);
+        }
+        Ok(Some(Versioned {
+            data: Bytes::from(data),
+            version: ObjectVersion(generation.to_string()),
+        }))
+    }
+
+    pub async fn put_if(
+        &self,
+        key: &str,
+        data: Bytes,
+        expected: Option<&ObjectVersion>,
+    ) -> Result<ObjectVersion, StoreError> {
+        let object = self.object_name(key);
+        let generation = match expected {
+            None => 0,
+            // A version we did not hand out cannot match any generation.
+            Some(v) => {
+                v.0.parse::<i64>()
+                    .map_err(|_| StoreError::PreconditionFailed { key: object.clone() })?
+            }
+        };
+        let written = self
+            .client
+            .write_object(&self.bucket_path, &object, data)
+            .set_if_generation_match(generation)
+            .set_content_type("application/json")
+            .send_unbuffered()
+            .await
+            .map_err(|e| self.error("write", &object, e))?;
+        Ok(ObjectVersion(written.generation.to_string()))
+    }
+
+    /// Deletes through the control API (gRPC). The emulator does not serve it; callers treat it as best effort.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let object = self.object_name(key);
+        let deleted = self
+            .control
+            .delete_object()
+            .set_bucket(&self.bucket_path)
+            .set_object(&object)
+            .send()
+            .await;
+        match deleted {
+            Ok(()) => Ok(()),
+            Err(e) if e.http_status_code() == Some(404) => Ok(()),
+            Err(e)
+                if e.status()
+                    .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::NotFound) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error("delete", &object, e)),
+        }
+    }
+}
+
+/// Outages, timeouts, throttling and server errors are worth another try; 4xx answers are not.
+pub fn is_retryable(error: &google_cloud_storage::Error) -> bool {
+    match error.http_status_code() {
+        Some(code) => matches!(code, 408 | 412 | 429 | 500..=599),
+        None => !(error.is_serialization() || error.is_deserialization() || error.is_binding()),
+    }
+}
