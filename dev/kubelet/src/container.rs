@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::backoff::CrashBackoff;
 use crate::command;
 use crate::context::{KubeletContext, PodDir};
+use crate::credentials::api_message;
 use crate::env::{self, EnvSources, PodNetwork};
 use crate::image_map::ImageEntry;
 use crate::probe::{ProbeSpec, ProbeTarget};
@@ -86,10 +87,9 @@ pub async fn fetch_sources(
     let mut sources = EnvSources::default();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     for name in config_map_names {
-        let found = config_maps
-            .get_opt(&name)
-            .await
-            .map_err(|e| LaunchError::config(format!("cannot read configmap {name:?}: {e}")))?;
+        let found = config_maps.get_opt(&name).await.map_err(|e| {
+            LaunchError::config(format!("cannot read configmap {name:?}: {}", api_message(&e)))
+        })?;
         sources
             .config_maps
             .insert(name, found.map(|cm| cm.data.unwrap_or_default()));
@@ -99,7 +99,7 @@ pub async fn fetch_sources(
         let found = secrets
             .get_opt(&name)
             .await
-            .map_err(|e| LaunchError::config(format!("cannot read secret {name:?}: {e}")))?;
+            .map_err(|e| LaunchError::config(format!("cannot read secret {name:?}: {}", api_message(&e))))?;
         let data = found.map(|secret| {
             let mut data: BTreeMap<String, String> = secret.string_data.unwrap_or_default();
             for (key, value) in secret.data.unwrap_or_default() {

@@ -24,11 +24,11 @@ pub enum CredentialsError {
     NoCluster { path: PathBuf },
     #[error("kubeconfig {path}: server URL {server:?} is not of the form https://HOST:PORT")]
     BadServer { path: PathBuf, server: String },
-    #[error("TokenRequest for ServiceAccount {namespace}/{service_account} failed: {source}")]
+    #[error("TokenRequest for ServiceAccount {namespace}/{service_account} failed: {message}")]
     TokenRequest {
         namespace: String,
         service_account: String,
-        source: kube::Error,
+        message: String,
     },
     #[error("TokenRequest for ServiceAccount {namespace}/{service_account} returned no token")]
     EmptyToken {
@@ -177,22 +177,30 @@ pub async fn request_token(client: kube::Client, pod: &Pod) -> Result<IssuedToke
     let response: TokenRequest = api
         .create_subresource("token", &service_account, &PostParams::default(), &request)
         .await
-        .map_err(|source| CredentialsError::TokenRequest {
+        .map_err(|e| CredentialsError::TokenRequest {
             namespace: namespace.clone(),
             service_account: service_account.clone(),
-            source,
+            message: api_message(&e),
         })?;
     let status = response.status.unwrap_or_default();
     let token = status
         .token
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| CredentialsError::EmptyToken {
+        .ok_or(CredentialsError::EmptyToken {
             namespace,
             service_account,
         })?;
     let fallback = Timestamp::now() + TOKEN_LIFETIME;
     let expires_at = status.expiration_timestamp.map_or(fallback, |t| t.0);
     Ok(IssuedToken { token, expires_at })
+}
+
+/// The API server's own words for a rejected request, without the client's debug dump.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// When to replace a token issued at `issued_at`: after 80% of its life.

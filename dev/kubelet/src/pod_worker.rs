@@ -248,6 +248,11 @@ impl PodWorker {
         if self.pod_ip.is_some() {
             return true;
         }
+        // hostNetwork pods share the host's address, as on a real node.
+        if self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+            self.pod_ip = self.ctx.host_ip.parse().ok();
+            return self.pod_ip.is_some();
+        }
         let previous = self
             .pod
             .status
@@ -325,19 +330,28 @@ impl PodWorker {
         {
             return;
         }
-        let issued_at = Timestamp::now();
         let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let result = credentials::request_token(self.ctx.client.clone(), &self.pod)
-            .await
-            .and_then(|token| {
-                let path = credentials::write_pod_credentials(
-                    &self.dir.path,
-                    &self.ctx.cluster,
-                    &token.token,
-                    &namespace,
-                )?;
-                Ok((path, credentials::refresh_after(issued_at, token.expires_at)))
-            });
+        // The node authorizer learns of a newly bound pod a moment after we do: retry briefly before failing.
+        let mut attempt = 0;
+        let result = loop {
+            let issued_at = Timestamp::now();
+            let result = credentials::request_token(self.ctx.client.clone(), &self.pod)
+                .await
+                .and_then(|token| {
+                    let path = credentials::write_pod_credentials(
+                        &self.dir.path,
+                        &self.ctx.cluster,
+                        &token.token,
+                        &namespace,
+                    )?;
+                    Ok((path, credentials::refresh_after(issued_at, token.expires_at)))
+                });
+            attempt += 1;
+            if result.is_ok() || attempt >= 5 || self.kubeconfig.is_some() {
+                break result;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
         match result {
             Ok((path, refresh)) => {
                 self.kubeconfig = Some(path);
@@ -408,6 +422,10 @@ impl PodWorker {
         let instance = slot.instance;
         if slot.ran_before {
             slot.record.restart_count += 1;
+        }
+        // A container restored as terminated (after a kubelet restart) reports that run as its last state.
+        if let ContainerState::Terminated(previous) = &slot.record.state {
+            slot.record.last_termination = Some(previous.clone());
         }
         slot.ran_before = true;
         slot.start_at = None;
