@@ -67,6 +67,7 @@ enum Teardown {
 const CONFIG_RETRY: Duration = Duration::from_secs(2);
 const RESYNC: Duration = Duration::from_secs(30);
 const DEFAULT_GRACE_SECONDS: i64 = 30;
+const MIN_FORCE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct PodWorker {
@@ -86,6 +87,8 @@ pub struct PodWorker {
     /// Nothing is (re)started any more: the pod is finishing or being torn down.
     winding_down: bool,
     last_status: Option<serde_json::Value>,
+    /// The API answered 404 for this pod: it was removed without us.
+    object_gone: bool,
     status_retry_at: Option<Instant>,
     tx: mpsc::UnboundedSender<WorkerEvent>,
     rx: mpsc::UnboundedReceiver<WorkerEvent>,
@@ -152,6 +155,7 @@ impl PodWorker {
             token_refresh_at: None,
             winding_down: false,
             last_status: None,
+            object_gone: false,
             status_retry_at: None,
             tx,
             rx,
@@ -707,8 +711,13 @@ impl PodWorker {
                 self.status_retry_at = None;
                 Some(phase)
             }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                // Force-deleted: there is no status left to write.
+                self.object_gone = true;
+                None
+            }
             Err(e) => {
-                tracing::warn!(pod = %self.name(), error = %e, "cannot write pod status; retrying");
+                tracing::warn!(pod = %self.name(), error = %credentials::api_message(&e), "cannot write pod status; retrying");
                 self.status_retry_at = Some(Instant::now() + CONFIG_RETRY);
                 None
             }
@@ -729,10 +738,10 @@ impl PodWorker {
         }
         .unwrap_or(DEFAULT_GRACE_SECONDS);
         let grace = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-        if teardown == Teardown::Shutdown {
-            grace.min(self.ctx.shutdown_grace)
-        } else {
-            grace
+        match teardown {
+            Teardown::Shutdown => grace.min(self.ctx.shutdown_grace),
+            // Even a force-deleted pod gets a moment to handle SIGTERM, as the real kubelet gives it.
+            Teardown::Gone | Teardown::Delete => grace.max(MIN_FORCE_GRACE),
         }
     }
 
@@ -787,7 +796,7 @@ impl PodWorker {
         if kind != Teardown::Gone {
             self.write_status(kind == Teardown::Delete).await;
         }
-        if kind == Teardown::Delete {
+        if kind == Teardown::Delete && !self.object_gone {
             self.delete_object().await;
         }
         if kind != Teardown::Shutdown {

@@ -293,10 +293,15 @@ async fn exec(command: &[String], target: &ProbeTarget) -> Result<(), String> {
     }
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let text = text.trim();
+    let detail = if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    };
     Err(format!(
-        "command {command:?} exited with {}: {}",
-        output.status,
-        text.trim()
+        "command {command:?} exited with {}{detail}",
+        output.status
     ))
 }
 
