@@ -68,7 +68,10 @@ impl PodDir {
         ));
         let target = Path::new("..").join(self.path.file_name().unwrap_or_default());
         if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
-            let tmp = link.with_extension("tmp-link");
+            let tmp = by_name.join(format!(
+                ".{}.tmp-link",
+                self.path.file_name().unwrap_or_default().to_string_lossy()
+            ));
             let _ = std::fs::remove_file(&tmp);
             std::os::unix::fs::symlink(&target, &tmp)?;
             std::fs::rename(&tmp, &link)?;
