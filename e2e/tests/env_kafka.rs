@@ -6,7 +6,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use streamlake_testkit::{kafka_bootstrap, unique_name};
@@ -35,26 +35,27 @@ async fn a_produced_record_is_consumed_back_and_its_group_offset_is_listed_by_th
     create_topic(&topic, 1).await;
 
     let producer: FutureProducer = client_config().set("acks", "all").create().expect("producer");
-    let (partition, offset) = producer
+    let delivery = producer
         .send(FutureRecord::to(&topic).key("k1").payload("hello streamlake"), Duration::from_secs(10))
         .await
         .expect("delivered");
-    assert_eq!((partition, offset), (0, 0));
+    assert_eq!((delivery.partition, delivery.offset), (0, 0));
 
-    let consumer: StreamConsumer = client_config()
+    let consumer: BaseConsumer = client_config()
         .set("group.id", &group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-        .await
+    let message = (0..30)
+        .find_map(|_| consumer.poll(Duration::from_secs(1)))
         .expect("a record within 30 s")
         .expect("a record");
     assert_eq!(message.key(), Some(&b"k1"[..]));
     assert_eq!(message.payload(), Some(&b"hello streamlake"[..]));
     consumer.commit_message(&message, CommitMode::Sync).expect("commit");
+    drop(message);
     drop(consumer);
 
     let output = Command::new("kafka-consumer-groups")

@@ -61,7 +61,7 @@ impl Drop for TestNamespace {
 
 /// A shell program that records its pid and reports SIGTERM into `out_dir`, one file per pod.
 fn sleeper_script() -> &'static str {
-    r#"echo $$ > "$OUT_DIR/$POD_NAME.pid"; trap 'echo got SIGTERM > "$OUT_DIR/$POD_NAME.term"; exit 0' TERM; while true; do sleep 0.2; done"#
+    r#"echo $$$$ > "$OUT_DIR/$POD_NAME.pid"; trap 'echo got SIGTERM > "$OUT_DIR/$POD_NAME.term"; exit 0' TERM; while true; do sleep 0.2; done"#
 }
 
 fn process_alive(pid: u32) -> bool {
