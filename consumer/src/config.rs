@@ -105,9 +105,11 @@ pub struct GcsArgs {
     /// Send no credentials (implied when the endpoint comes from STORAGE_EMULATOR_HOST).
     #[arg(long, env = "STREAMLAKE_GCS_ANONYMOUS")]
     pub gcs_anonymous: bool,
-    /// Chunk size of resumable uploads; files at least this large use one.
-    #[arg(long, env = "STREAMLAKE_GCS_UPLOAD_CHUNK", default_value = "16MiB", value_parser = parse_bytes)]
-    pub gcs_upload_chunk: usize,
+    /// Chunk size of resumable uploads; files at least this large use one (default 16MiB). Unset with an
+    /// endpoint on a non-default port (an emulator), every file goes up in one request: the storage crate
+    /// drops the port from the Host header, so the emulator's resumable-session URLs would miss it.
+    #[arg(long, env = "STREAMLAKE_GCS_UPLOAD_CHUNK", value_parser = parse_bytes)]
+    pub gcs_upload_chunk: Option<usize>,
 }
 
 impl GcsArgs {
@@ -116,14 +118,34 @@ impl GcsArgs {
             .ok()
             .filter(|h| !h.is_empty());
         let endpoint = self.gcs_endpoint.clone().or(emulator.clone());
+        let defaults = streamlake_core::rawzone::store::GcsOptions::default();
+        let chunk = self.gcs_upload_chunk.unwrap_or(defaults.upload_chunk);
+        let threshold = match (self.gcs_upload_chunk, &endpoint) {
+            (None, Some(endpoint)) if has_custom_port(endpoint) => usize::MAX,
+            _ => chunk,
+        };
         streamlake_core::rawzone::store::GcsOptions {
-            endpoint,
             anonymous: self.gcs_anonymous || (self.gcs_endpoint.is_none() && emulator.is_some()),
-            resumable_threshold: self.gcs_upload_chunk,
-            upload_chunk: self.gcs_upload_chunk,
-            ..Default::default()
+            endpoint,
+            resumable_threshold: threshold,
+            upload_chunk: chunk,
+            ..defaults
         }
     }
+}
+
+/// `http://127.0.0.1:14443` has one; `https://storage.googleapis.com` and `http://127.0.0.9` do not.
+fn has_custom_port(endpoint: &str) -> bool {
+    let authority = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port != "80" && port != "443")
 }
 
 #[derive(Debug, Clone, Args)]
@@ -268,6 +290,32 @@ mod tests {
         assert_eq!(config.rotation.max_file_bytes, 32 << 20);
         assert!(matches!(config.raw_zone, StoreLocation::Gcs { .. }));
         assert!(!config.bounded.bounded);
+    }
+
+    #[test]
+    fn emulators_on_custom_ports_get_single_request_uploads_unless_asked() {
+        let gcs = |chunk: Option<usize>, endpoint: &str| {
+            GcsArgs {
+                gcs_endpoint: Some(endpoint.into()),
+                gcs_anonymous: true,
+                gcs_upload_chunk: chunk,
+            }
+            .options()
+        };
+        assert_eq!(
+            gcs(None, "http://127.0.0.1:14443").resumable_threshold,
+            usize::MAX
+        );
+        assert_eq!(
+            gcs(None, "https://storage.googleapis.com").resumable_threshold,
+            16 << 20
+        );
+        assert_eq!(gcs(None, "http://127.0.0.9").resumable_threshold, 16 << 20);
+        let asked = gcs(Some(256 << 10), "http://127.0.0.1:14443");
+        assert_eq!(
+            (asked.resumable_threshold, asked.upload_chunk),
+            (256 << 10, 256 << 10)
+        );
     }
 
     #[test]

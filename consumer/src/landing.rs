@@ -203,6 +203,9 @@ async fn land_once(
         }
         let uploaded: Vec<String> = progress.uploaded.iter().cloned().collect();
         let (outcome, listed) = ctx.metadata.commit(unit.date, &landing, &uploaded).await?;
+        if let CommitOutcome::Committed { lost_races } = outcome {
+            ctx.metrics.metadata_races.inc_by(u64::from(lost_races));
+        }
         if let CommitOutcome::Conflict(conflict) = outcome {
             info!(partition = unit.partition, date = %unit.date, "another writer landed some of these records; re-planning: {conflict}");
             continue;

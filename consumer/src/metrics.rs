@@ -30,6 +30,7 @@ pub struct Metrics {
     pub bytes_written: Counter,
     pub files_written: Counter,
     pub records_already_landed: Counter,
+    pub metadata_races: Counter,
     pub write_seconds: Histogram,
     pub dlq_records: Family<ErrorTypeLabel, Counter>,
     pub landing_failures: Family<FailureLabel, Counter>,
@@ -48,6 +49,7 @@ impl Metrics {
             bytes_written: Counter::default(),
             files_written: Counter::default(),
             records_already_landed: Counter::default(),
+            metadata_races: Counter::default(),
             write_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             dlq_records: Family::default(),
             landing_failures: Family::default(),
@@ -77,6 +79,11 @@ impl Metrics {
             "records_already_landed",
             "Records re-read that the metadata already listed (skipped, not duplicated)",
             metrics.records_already_landed.clone(),
+        );
+        registry.register(
+            "metadata_races",
+            "_metadata.json updates that lost a compare-and-swap to another writer and were re-applied",
+            metrics.metadata_races.clone(),
         );
         registry.register(
             "write_duration_seconds",

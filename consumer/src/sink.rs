@@ -376,7 +376,9 @@ impl SinkCore {
             self.trackers.remove(partition);
             self.committed.remove(partition);
         }
-        info!(?partitions, "partitions revoked");
+        if !partitions.is_empty() {
+            info!(?partitions, "partitions revoked");
+        }
     }
 
     /// Partitions were assigned: other writers may have landed meanwhile, so re-read the metadata.
@@ -394,7 +396,9 @@ impl SinkCore {
                 warn!("could not pause newly assigned partitions: {e}");
             }
         }
-        info!(?partitions, "partitions assigned");
+        if !partitions.is_empty() {
+            info!(?partitions, "partitions assigned");
+        }
     }
 
     /// Bounded mode: every partition reached its end and everything read is durable.

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -13,52 +12,58 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
     let dataset = TestDataset::create("crash", 3).await;
     let topic = dataset.name.raw_topic();
     let group = dataset.name.consumer_group();
-    let records: Vec<TestRecord> = (0..30_000).map(|i| TestRecord::order(i, 3, 300)).collect();
+    let records: Vec<TestRecord> = (0..60_000).map(|i| TestRecord::order(i, 3, 300)).collect();
     produce(&topic, &records).await;
     let ends = end_offsets(&topic, 3);
     let location = format!("file://{}", dataset.local_raw_zone().display());
     let store = open_store(&location).await;
     // Small files and a slow commit interval: at any moment some landed records are not committed yet.
+    // A short session timeout lets the group hand the partitions of a killed member on quickly.
     let flags = [
         "--max-file-records",
-        "150",
+        "100",
         "--commit-interval",
         "1s",
         "--max-concurrent-landings",
         "2",
+        "--kafka-property",
+        "session.timeout.ms=6000,heartbeat.interval.ms=1000",
     ];
+    let total: i64 = ends.values().sum();
 
     let mut kills = 0;
-    let mut landed_beyond_commit = 0i64;
+    let mut landed_beyond_commit = 0usize;
     for round in 0..4 {
         let mut consumer = ConsumerProcess::start(&dataset, &location, &format!("run-{round}"), &flags);
-        // Wait for some progress in this round, then kill without warning.
-        let before: i64 = committed_offsets(&group, &topic, 3).values().sum();
+        // Kill without warning once this round has committed some progress of its own.
+        let target = committed_offsets(&group, &topic, 3).values().sum::<i64>() + 3_000;
         streamlake_testkit::wait_until(
-            "the consumer commits more records",
-            Duration::from_secs(60),
+            &format!("the consumer commits {target} records"),
+            Duration::from_secs(90),
             || {
                 let now: i64 = committed_offsets(&group, &topic, 3).values().sum();
-                async move { now > before + 1_000 }
+                async move { now > target }
             },
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300 + 200 * round)).await;
         consumer.sigkill();
         kills += 1;
 
         let committed = committed_offsets(&group, &topic, 3);
         let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
-        let landed = max_landed(&contents.rows);
-        let ahead: i64 = landed
+        contents.assert_at_most_once();
+        let ahead = contents
+            .rows
             .iter()
-            .map(|(p, max)| (max + 1 - committed.get(p).copied().unwrap_or(0)).max(0))
-            .sum();
+            .filter(|(p, o)| *o >= committed.get(&(*p as i32)).copied().unwrap_or(0))
+            .count();
         landed_beyond_commit += ahead;
-        println!("kill {kills}: committed {committed:?}, {ahead} records landed but not committed");
         let committed_total: i64 = committed.values().sum();
+        println!(
+            "kill {kills}: committed {committed_total} of {total}; {ahead} records landed but not committed"
+        );
         assert!(
-            committed_total < ends.values().sum::<i64>(),
+            committed_total < total,
             "the kill must come mid-way, not after the end"
         );
     }
@@ -85,13 +90,4 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
         contents.rows.len(),
         contents.file_count()
     );
-}
-
-fn max_landed(rows: &[(i64, i64)]) -> BTreeMap<i32, i64> {
-    let mut max = BTreeMap::new();
-    for (p, o) in rows {
-        let entry = max.entry(*p as i32).or_insert(*o);
-        *entry = (*entry).max(*o);
-    }
-    max
 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::proxy::OutageProxy;
 use common::*;
 use streamlake_core::rawzone::FileFormat;
 
@@ -123,11 +124,16 @@ async fn a_file_larger_than_one_upload_chunk_round_trips_through_the_emulator() 
     produce(&topic, &records).await;
     let ends = end_offsets(&topic, 1);
     let location = format!("gs://{}/tests/{}", bucket(), dataset.name);
+    let port_80 = OutageProxy::start_on_port_80(emulator().trim_start_matches("http://").to_owned()).await;
+    let endpoint = port_80.endpoint();
     let consumer = ConsumerProcess::start(
         &dataset,
         &location,
         "consumer",
         &[
+            "--gcs-endpoint",
+            &endpoint,
+            "--gcs-anonymous",
             "--gcs-upload-chunk",
             "256KiB",
             "--max-file-records",
@@ -159,7 +165,14 @@ async fn a_file_larger_than_one_upload_chunk_round_trips_through_the_emulator() 
         largest > 3 * 256 * 1024,
         "the file ({largest} bytes) must span several 256 KiB chunks"
     );
-    println!("a {largest}-byte file went up in 256 KiB chunks and read back with a matching checksum");
+    let chunks = port_80.chunk_requests();
+    assert!(
+        chunks >= largest / (256 * 1024),
+        "{chunks} chunk requests cannot carry {largest} bytes in 256 KiB"
+    );
+    println!(
+        "a {largest}-byte file went up in {chunks} resumable chunk requests and read back with a matching checksum"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,14 +10,19 @@ use common::*;
 async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
     let dataset = TestDataset::create(prefix, 6).await;
     let topic = dataset.name.raw_topic();
-    let records: Vec<TestRecord> = (0..24_000).map(|i| TestRecord::order(i, 6, 300)).collect();
-    produce(&topic, &records).await;
-    let ends = end_offsets(&topic, 6);
     let location = raw_zone(&dataset);
     let flags = ["--max-file-records", "200", "--format", "jsonl.zst"];
 
+    // Both replicas join first, so that the records are split between them.
     let a = ConsumerProcess::start(&dataset, &location, "replica-a", &flags);
+    a.wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
     let b = ConsumerProcess::start(&dataset, &location, "replica-b", &flags);
+    b.wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+    let records: Vec<TestRecord> = (0..24_000).map(|i| TestRecord::order(i, 6, 300)).collect();
+    produce(&topic, &records).await;
+    let ends = end_offsets(&topic, 6);
     wait_committed(
         &dataset.name.consumer_group(),
         &topic,
@@ -33,6 +38,13 @@ async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
         .metric("streamlake_consumer_files_written_total")
         .await
         .unwrap_or(0.0);
+    let races = a
+        .metric("streamlake_consumer_metadata_races_total")
+        .await
+        .unwrap_or(0.0)
+        + b.metric("streamlake_consumer_metadata_races_total")
+            .await
+            .unwrap_or(0.0);
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());
     assert!(
@@ -40,6 +52,10 @@ async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
         "both replicas must have landed files ({files_a}, {files_b})"
     );
 
+    assert!(
+        races > 0.0,
+        "the replicas must have raced on _metadata.json for this test to prove anything"
+    );
     let store = open_store(&location).await;
     let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
     contents.assert_exactly_once(&ends);
@@ -55,7 +71,8 @@ async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
     );
     let revisions: u64 = contents.metadata.values().map(|m| m.revision).sum();
     println!(
-        "two replicas listed {files_a} + {files_b} files in {revisions} metadata revisions; {} records exactly once",
+        "two replicas listed {files_a} + {files_b} files in {revisions} metadata revisions ({races} lost \
+         compare-and-swaps re-applied); {} records exactly once",
         contents.rows.len()
     );
 }

@@ -268,22 +268,34 @@ impl ConsumerProcess {
                 "--kafka-bootstrap-servers",
                 &bootstrap(),
             ])
-            .args([
-                "--max-file-age",
-                "1s",
-                "--commit-interval",
-                "500ms",
-                "--retry-initial",
-                "100ms",
-            ])
-            .args(["--retry-max", "1s", "--drain-timeout", "20s"])
             .args(extra)
             .env("RUST_LOG", "info,streamlake_consumer=debug")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log handle"))
             .stderr(out);
+        // Test defaults: quick rotation, commits and retries; a flag given in `extra` wins.
+        let defaults = [
+            ("--max-file-age", "1s"),
+            ("--commit-interval", "500ms"),
+            ("--retry-initial", "100ms"),
+            ("--retry-max", "1s"),
+            ("--drain-timeout", "20s"),
+        ];
+        for (flag, value) in defaults.iter().filter(|(flag, _)| !extra.contains(flag)) {
+            command.args([flag, value]);
+        }
         let child = command.spawn().expect("start the consumer binary");
         Self { child, port, log }
+    }
+
+    /// Waits until the consumer's log contains `needle` (e.g. "partitions assigned").
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let log = self.log.clone();
+        streamlake_testkit::wait_until(&format!("{} logs {needle:?}", log.display()), timeout, || {
+            let found = std::fs::read_to_string(&log).is_ok_and(|text| text.contains(needle));
+            async move { found }
+        })
+        .await;
     }
 
     pub fn pid(&self) -> i32 {
@@ -339,12 +351,18 @@ impl ConsumerProcess {
         Some((status, body))
     }
 
-    /// The value of a metric line starting with `name` (first match), if exposed.
+    /// The sum of a metric over its label sets (`name` or `name{...}` lines), if exposed.
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics").await?;
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        let values: Vec<f64> = body
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
     }
 }
 
@@ -399,6 +417,19 @@ impl RawZoneContents {
             unexpected.is_empty(),
             "records landed that were never produced: {unexpected:?}"
         );
+    }
+
+    /// Asserts that no (partition, offset) is listed twice (some may still be missing).
+    pub fn assert_at_most_once(&self) {
+        let mut seen = BTreeSet::new();
+        let doubles: Vec<_> = self
+            .rows
+            .iter()
+            .chain(&self.dlq)
+            .filter(|p| !seen.insert(**p))
+            .take(10)
+            .collect();
+        assert!(doubles.is_empty(), "records landed more than once: {doubles:?}");
     }
 
     pub fn file_count(&self) -> usize {

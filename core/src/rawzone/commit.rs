@@ -64,7 +64,8 @@ pub struct MetadataSnapshot {
 /// What became of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
-    Committed,
+    /// Listed; `lost_races` counts the compare-and-swaps another writer won first (each was re-applied).
+    Committed { lost_races: u32 },
     /// The landing would list an offset twice against the current document (now in the snapshot).
     Conflict(MergeConflict),
 }
@@ -121,7 +122,7 @@ pub async fn commit_landing(
 ) -> Result<CommitOutcome, MetadataError> {
     let date = snapshot.doc.ingestion_date;
     let key = layout.metadata_key(date);
-    for _ in 0..MAX_COMMIT_ATTEMPTS {
+    for lost_races in 0..MAX_COMMIT_ATTEMPTS {
         let mut next = snapshot.doc.clone();
         if let Err(conflict) = next.apply(landing, Utc::now()) {
             return Ok(CommitOutcome::Conflict(conflict));
@@ -139,7 +140,7 @@ pub async fn commit_landing(
                     doc: next,
                     version: Some(version),
                 };
-                return Ok(CommitOutcome::Committed);
+                return Ok(CommitOutcome::Committed { lost_races });
             }
             Err(StoreError::PreconditionFailed { .. }) => {
                 *snapshot = load_metadata(store, layout, date).await?;

@@ -2,8 +2,10 @@
 //!
 //! Data files are created with `ifGenerationMatch=0` (names carry a digest of their bytes, so an existing
 //! name already holds them); `_metadata.json` is replaced with `ifGenerationMatch=<generation read>`.
-//! Objects above the resumable threshold go up as a resumable upload in chunks of the buffer size.
-//! For the emulator, point the endpoint at it and use anonymous credentials.
+//! Data files at or above the resumable threshold go up as a resumable upload, one chunk at a time.
+//! For the emulator, point the endpoint at it and use anonymous credentials. The CRC32C is computed
+//! up front and sent with the object's metadata (GCS verifies it); the crate's alternative, a trailing
+//! checksum part, is stored as object data by the emulator.
 
 use bytes::Bytes;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
@@ -45,6 +47,7 @@ impl Default for GcsOptions {
 #[derive(Debug, Clone)]
 pub struct GcsStore {
     client: Storage,
+    resumable_threshold: usize,
     control: StorageControl,
     bucket: String,
     /// `projects/_/buckets/<bucket>`, the form the API wants.
@@ -82,6 +85,7 @@ impl GcsStore {
             .map_err(|e| StoreError::GcsClient(e.to_string()))?;
         Ok(Self {
             client,
+            resumable_threshold: options.resumable_threshold,
             control,
             bucket: bucket.to_owned(),
             bucket_path: format!("projects/_/buckets/{bucket}"),
@@ -127,13 +131,19 @@ impl GcsStore {
 
     pub async fn put_immutable(&self, key: &str, data: Bytes, content_type: &str) -> Result<(), StoreError> {
         let object = self.object_name(key);
-        let written = self
+        let large = data.len() >= self.resumable_threshold;
+        let request = self
             .client
-            .write_object(&self.bucket_path, &object, data)
+            .write_object(&self.bucket_path, &object, data.clone())
+            .with_known_crc32c(crc32c::crc32c(&data))
             .set_if_generation_match(0)
-            .set_content_type(content_type)
-            .send_unbuffered()
-            .await;
+            .set_content_type(content_type);
+        // Large files go up chunk by chunk (a failed chunk is resent, not the file); small ones in one request.
+        let written = if large {
+            request.send_buffered().await
+        } else {
+            request.send_unbuffered().await
+        };
         match written.map_err(|e| self.error("write", &object, e)) {
             Ok(_) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -175,7 +185,8 @@ impl GcsStore {
         };
         let written = self
             .client
-            .write_object(&self.bucket_path, &object, data)
+            .write_object(&self.bucket_path, &object, data.clone())
+            .with_known_crc32c(crc32c::crc32c(&data))
             .set_if_generation_match(generation)
             .set_content_type("application/json")
             .send_unbuffered()
