@@ -148,8 +148,9 @@ pub struct ProducerArgs {
     /// compression.type: none, gzip, snappy, lz4 or zstd.
     #[arg(long = "kafka-compression", env = "KAFKA_COMPRESSION", default_value = "lz4")]
     pub compression: String,
-    /// linger.ms: how long the producer waits to fill a batch.
-    #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 5)]
+    /// linger.ms: how long the producer waits to fill a batch. Small, because each HTTP answer waits for
+    /// its record's acknowledgement; records queued while a request is in flight are batched anyway.
+    #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 1)]
     pub linger_ms: u32,
     /// message.timeout.ms: how long a record may wait for its acknowledgement before it fails.
     #[arg(
@@ -178,7 +179,7 @@ impl Default for ProducerArgs {
     fn default() -> Self {
         Self {
             compression: "lz4".into(),
-            linger_ms: 5,
+            linger_ms: 1,
             message_timeout_ms: 10_000,
             queue_max_messages: 100_000,
             queue_max_kbytes: 262_144,
