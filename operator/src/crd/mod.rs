@@ -84,13 +84,16 @@ pub(crate) mod schema {
         schema
     }
 
-    /// An RFC 3339 timestamp; the API server checks the format and CEL sees it as a timestamp.
+    /// An RFC 3339 timestamp; CEL sees it as a timestamp. The pattern insists on a zone, which the
+    /// API server's `date-time` check alone does not.
     pub fn optional_timestamp(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
             "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
+            "maxLength": 64,
             "nullable": true,
-            "description": "RFC 3339 timestamp, e.g. 2025-01-31T12:00:00Z."
+            "description": "RFC 3339 timestamp with a zone, e.g. 2025-01-31T12:00:00Z."
         })
     }
 

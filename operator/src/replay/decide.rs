@@ -376,8 +376,10 @@ fn scale_up(obs: &Observation) -> Decision {
 fn follow(obs: &Observation) -> Decision {
     let status = &obs.replay.status;
     let step = Step::new(obs).after(PROGRESS_POLL);
-    let Some(committed) = &obs.committed else {
-        return step.done();
+    let committed = match &obs.committed {
+        None => return step.done(),
+        Some(Err(problem)) => return fail(obs, "OffsetsUnavailable", problem.clone()),
+        Some(Ok(committed)) => committed,
     };
     let plan = OffsetResetPlan {
         partitions: status.plan.iter().map(from_status_plan).collect(),
@@ -605,10 +607,10 @@ fn set_conditions(status: &mut ReplayStatus, obs: &Observation) {
         _ => (ConditionStatus::False, "NotScaledDown"),
     };
     let replicas = status.saved.as_ref().map_or(0, |s| s.replicas);
-    let scaled_message = if held {
-        "held at 0 replicas".to_owned()
-    } else {
-        format!("{replicas} replicas")
+    let scaled_message = match (held, &status.saved) {
+        (true, _) => "held at 0 replicas".to_owned(),
+        (false, Some(_)) => format!("{replicas} replicas"),
+        (false, None) => String::new(),
     };
     let conditions = &mut status.conditions;
     set_condition(

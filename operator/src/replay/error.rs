@@ -25,8 +25,8 @@ pub enum Error {
     CommitOffsets(#[source] OffsetError),
     #[error("writing the Replay status: {0}")]
     WriteStatus(#[source] kube::Error),
-    #[error("removing the finalizer of a Replay that cannot be read: {0}")]
-    ReleaseMalformed(#[source] kube::Error),
+    #[error("removing the finalizer: {0}")]
+    ReleaseFinalizer(#[source] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -43,7 +43,7 @@ impl Error {
             Self::PatchAutoscaler { .. } => "PatchAutoscaler",
             Self::CommitOffsets(_) => "CommitOffsets",
             Self::WriteStatus(_) => "WriteStatus",
-            Self::ReleaseMalformed(_) => "ReleaseMalformed",
+            Self::ReleaseFinalizer(_) => "ReleaseFinalizer",
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),

@@ -77,6 +77,19 @@ async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> R
     let started = Instant::now();
     let namespace = guard.namespace().unwrap_or_default();
     let result = match &guard.0 {
+        // A finished Replay holds nothing to give back: it needs no finalizer, and can be deleted
+        // even when no operator runs.
+        Ok(replay)
+            if replay
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_terminal()) =>
+        {
+            release_finalizer(&ctx, &namespace, replay.meta())
+                .await
+                .map(|()| Requeue::await_change())
+        }
         Ok(replay) => {
             let api: Api<Replay> = Api::namespaced(ctx.client.clone(), &namespace);
             finalizer(&api, FINALIZER, Arc::new(replay.clone()), |event| async {
@@ -143,19 +156,8 @@ async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Contex
     let api: Api<DeserializeGuard<Replay>> = Api::namespaced(ctx.client.clone(), namespace);
     let name = invalid.metadata.name.clone().unwrap_or_default();
     tracing::warn!(replay = %format!("{namespace}/{name}"), error = %invalid.error, "malformed Replay");
-    let finalizers = invalid.metadata.finalizers.clone().unwrap_or_default();
     if invalid.metadata.deletion_timestamp.is_some() {
-        if finalizers.iter().any(|f| f == FINALIZER) {
-            let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-            // The resourceVersion makes this fail, and retry, if the finalizers changed meanwhile.
-            let patch = json!({"metadata": {
-                "finalizers": remaining,
-                "resourceVersion": invalid.metadata.resource_version,
-            }});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(Error::ReleaseMalformed)?;
-        }
+        release_finalizer(ctx, namespace, &invalid.metadata).await?;
         return Ok(Requeue::await_change());
     }
     let status = json!({
@@ -163,7 +165,7 @@ async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Contex
         "kind": Replay::kind(&()),
         "status": {
             "phase": "Failed",
-            "reason": "MalformedSpec",
+            "reason": "MalformedObject",
             "message": format!("this Replay cannot be read: {}; fix it or create a new one", invalid.error),
         }
     });
@@ -175,4 +177,25 @@ async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Contex
     .await
     .map_err(Error::WriteStatus)?;
     Ok(Requeue::await_change())
+}
+
+/// Removes this operator's finalizer, if present. The resourceVersion makes the patch fail, and the
+/// reconcile retry, if the finalizers changed meanwhile.
+async fn release_finalizer(
+    ctx: &Context,
+    namespace: &str,
+    meta: &kube::api::ObjectMeta,
+) -> Result<(), Error> {
+    let finalizers = meta.finalizers.clone().unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": remaining, "resourceVersion": meta.resource_version}});
+    let api: Api<DeserializeGuard<Replay>> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = meta.name.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::ReleaseFinalizer)?;
+    Ok(())
 }

@@ -70,7 +70,8 @@ pub struct Observation {
     pub claims: Vec<Claim>,
     pub group: Option<GroupDescription>,
     pub plan_inputs: Option<Result<PlanInputs, String>>,
-    pub committed: Option<BTreeMap<i32, i64>>,
+    /// `Err`: a permanent problem (the topic is gone), described.
+    pub committed: Option<Result<BTreeMap<i32, i64>, String>>,
 }
 
 impl Observation {

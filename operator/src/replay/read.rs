@@ -106,11 +106,10 @@ pub async fn observe(ctx: &Context, replay: &Replay, deleting: bool) -> Result<O
     }
     if needs.committed {
         let offsets = ctx.offsets.clone();
-        obs.committed = Some(
-            blocking(move || offsets.committed(&group, &topic))
-                .await?
-                .map_err(Error::ReadKafka)?,
-        );
+        obs.committed = Some(match blocking(move || offsets.committed(&group, &topic)).await? {
+            Err(OffsetError::UnknownTopic { topic }) => Err(format!("topic {topic} does not exist")),
+            other => Ok(other.map_err(Error::ReadKafka)?),
+        });
     }
     Ok(obs)
 }

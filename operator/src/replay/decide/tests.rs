@@ -477,7 +477,7 @@ fn scaling_up_restores_replicas_and_autoscalers_then_follows_progress() {
 
     let mut obs = in_phase(ReplayPhase::Replaying);
     obs.replay.status.plan = status_plan();
-    obs.committed = Some(BTreeMap::from([(0, 50), (1, 20)]));
+    obs.committed = Some(Ok(BTreeMap::from([(0, 50), (1, 20)])));
     let d = decide(&obs);
     assert_eq!(d.status.phase, Some(ReplayPhase::Replaying));
     assert_eq!(
@@ -488,7 +488,7 @@ fn scaling_up_restores_replicas_and_autoscalers_then_follows_progress() {
     assert!(d.actions.is_empty());
     assert_eq!(d.requeue, Some(PROGRESS_POLL));
 
-    obs.committed = Some(BTreeMap::from([(0, 100), (1, 41)]));
+    obs.committed = Some(Ok(BTreeMap::from([(0, 100), (1, 41)])));
     let d = decide(&obs);
     assert_eq!(d.status.phase, Some(ReplayPhase::Succeeded));
     assert_eq!(d.status.progress.as_deref(), Some("100%"));
@@ -584,4 +584,14 @@ fn conditions_keep_their_transition_time_while_nothing_changes() {
         "still True"
     );
     assert_eq!(condition(&third, "Complete").reason, "ResettingOffsets");
+}
+
+#[test]
+fn a_topic_deleted_while_replaying_fails_the_replay_instead_of_retrying_forever() {
+    let mut obs = in_phase(ReplayPhase::Replaying);
+    obs.replay.status.plan = status_plan();
+    obs.committed = Some(Err("topic streamlake.orders.raw does not exist".into()));
+    let d = decide(&obs);
+    assert_eq!(d.status.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert!(d.actions.is_empty(), "the consumers were already restored");
 }
