@@ -425,6 +425,27 @@ async fn missing_consumers_and_a_dry_run_change_nothing() {
             .message
             .is_some_and(|m| m.contains("streamlake.io/dataset=nobody-consumes-this"))
     );
+
+    // Consumers, but no topic: the Replay fails before it stops them.
+    let lonely = unique_name("no-topic");
+    create_deployment(&s.ns, &sleeper("lonely", &lonely, 1)).await;
+    wait_replicas(&s.ns, "lonely", 1, Duration::from_secs(60)).await;
+    let pods = pod_uids(&s.ns, "lonely").await;
+    create_replay(
+        &s.ns,
+        "no-topic",
+        json!({"dataset": lonely, "from": {"position": "earliest"}}),
+    )
+    .await;
+    let failed = wait_phase(&s.ns, "no-topic", ReplayPhase::Failed, Duration::from_secs(60)).await;
+    let status = failed.status.expect("status");
+    assert_eq!(status.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert!(status.message.is_some_and(|m| m.contains("does not exist")));
+    assert_eq!(
+        pod_uids(&s.ns, "lonely").await,
+        pods,
+        "the consumers were never stopped"
+    );
     s.finish().await;
 }
 

@@ -127,6 +127,11 @@ fn start(obs: &Observation, request: &ReplayRequest) -> Decision {
     if request.dry_run {
         return dry_run(obs, request, target);
     }
+    // A plan that cannot be made now (no such topic or partition) fails before the consumers stop.
+    // The plan itself is made again once the group is empty, from the offsets committed by then.
+    if let Err((reason, message)) = plan(obs, request) {
+        return fail(obs, reason, message);
+    }
     if let Some((key, phase)) = ahead_in_queue(obs) {
         let message = format!(
             "waiting for Replay {key} ({phase}) to release consumer group {}",

@@ -29,10 +29,11 @@ impl Needs {
         let phase = status.phase.unwrap_or(ReplayPhase::Pending);
         let none = Self::default();
         match phase {
+            // The plan inputs also check, before any consumer is touched, that a plan can be made.
             ReplayPhase::Pending | ReplayPhase::Queued => Self {
                 candidates: true,
                 claims: !dry_run,
-                plan_inputs: dry_run,
+                plan_inputs: true,
                 ..none
             },
             ReplayPhase::ScalingDown | ReplayPhase::ScalingUp => Self {

@@ -595,3 +595,20 @@ fn a_topic_deleted_while_replaying_fails_the_replay_instead_of_retrying_forever(
     assert_eq!(d.status.reason.as_deref(), Some("OffsetsUnavailable"));
     assert!(d.actions.is_empty(), "the consumers were already restored");
 }
+
+#[test]
+fn a_replay_that_cannot_be_planned_fails_before_the_consumers_stop() {
+    let mut obs = fresh();
+    obs.replay.spec = spec(json!({"from": {"offsets": [{"partition": 9, "offset": 0}]}}));
+    obs.plan_inputs = Some(Ok(inputs()));
+    let d = decide(&obs);
+    assert_eq!(d.status.reason.as_deref(), Some("InvalidOffsetPlan"));
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.saved, None, "nothing was scaled");
+
+    obs.replay.spec = spec(json!({}));
+    obs.plan_inputs = Some(Err("topic streamlake.orders.raw does not exist".into()));
+    let d = decide(&obs);
+    assert_eq!(d.status.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert!(d.status.message.is_some_and(|m| m.contains("does not exist")));
+}
