@@ -44,10 +44,18 @@ async fn an_object_written_over_the_json_api_is_read_back() {
     // A write conditioned on a generation that is not the current one is refused: preconditions are real.
     let conflict = http
         .post(format!("{endpoint}/upload/storage/v1/b/{bucket}/o"))
-        .query(&[("uploadType", "media"), ("name", name.as_str()), ("ifGenerationMatch", "1")])
+        .query(&[
+            ("uploadType", "media"),
+            ("name", name.as_str()),
+            ("ifGenerationMatch", "1"),
+        ])
         .body("overwrite")
         .send()
         .await
         .expect("conditional upload request");
-    assert_eq!(conflict.status().as_u16(), 412, "generation {generation} is current, 1 is not");
+    assert_eq!(
+        conflict.status().as_u16(),
+        412,
+        "generation {generation} is current, 1 is not"
+    );
 }

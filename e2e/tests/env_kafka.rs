@@ -20,7 +20,10 @@ fn client_config() -> ClientConfig {
 async fn create_topic(topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
     let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("create_topics request");
     for result in results {
@@ -36,7 +39,10 @@ async fn a_produced_record_is_consumed_back_and_its_group_offset_is_listed_by_th
 
     let producer: FutureProducer = client_config().set("acks", "all").create().expect("producer");
     let delivery = producer
-        .send(FutureRecord::to(&topic).key("k1").payload("hello streamlake"), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(&topic).key("k1").payload("hello streamlake"),
+            Duration::from_secs(10),
+        )
         .await
         .expect("delivered");
     assert_eq!((delivery.partition, delivery.offset), (0, 0));
@@ -54,16 +60,28 @@ async fn a_produced_record_is_consumed_back_and_its_group_offset_is_listed_by_th
         .expect("a record");
     assert_eq!(message.key(), Some(&b"k1"[..]));
     assert_eq!(message.payload(), Some(&b"hello streamlake"[..]));
-    consumer.commit_message(&message, CommitMode::Sync).expect("commit");
+    consumer
+        .commit_message(&message, CommitMode::Sync)
+        .expect("commit");
     drop(message);
     drop(consumer);
 
     let output = Command::new("kafka-consumer-groups")
-        .args(["--bootstrap-server", &kafka_bootstrap(), "--describe", "--group", &group])
+        .args([
+            "--bootstrap-server",
+            &kafka_bootstrap(),
+            "--describe",
+            "--group",
+            &group,
+        ])
         .output()
         .expect("kafka-consumer-groups on PATH (source .streamlake/env)");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kafka-consumer-groups failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kafka-consumer-groups failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let row = stdout
         .lines()
         .find(|line| line.split_whitespace().nth(1) == Some(topic.as_str()))

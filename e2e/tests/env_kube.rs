@@ -7,8 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use streamlake_testkit::{require_env, unique_name, wait_until};
 
@@ -25,7 +25,10 @@ impl TestNamespace {
         let name = unique_name(prefix);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
-        namespaces.create(&PostParams::default(), &namespace).await.expect("namespace created");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
         Self { client, name }
     }
 
@@ -73,11 +76,16 @@ fn recorded_pids(out_dir: &Path) -> Vec<(String, u32)> {
     for entry in std::fs::read_dir(out_dir).expect("out dir").flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) == Some("pid") {
-            let pod = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                if let Ok(pid) = text.trim().parse() {
-                    pids.push((pod, pid));
-                }
+            let pod = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(pid) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                pids.push((pod, pid));
             }
         }
     }
@@ -85,7 +93,9 @@ fn recorded_pids(out_dir: &Path) -> Vec<(String, u32)> {
 }
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(require_env("STREAMLAKE_STATE")).join("test-out").join(name);
+    let dir = PathBuf::from(require_env("STREAMLAKE_STATE"))
+        .join("test-out")
+        .join(name);
     std::fs::create_dir_all(&dir).expect("out dir");
     dir
 }
@@ -118,16 +128,25 @@ async fn a_deployment_runs_real_processes_and_scaling_to_zero_terminates_them_wi
         }
     }))
     .expect("deployment");
-    deployments.create(&PostParams::default(), &deployment).await.expect("deployment created");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("deployment created");
 
-    wait_until("the deployment has 2 ready replicas", Duration::from_secs(60), || async {
-        let d = deployments.get("sleeper").await.ok();
-        d.and_then(|d| d.status).and_then(|s| s.ready_replicas) == Some(2)
-    })
+    wait_until(
+        "the deployment has 2 ready replicas",
+        Duration::from_secs(60),
+        || async {
+            let d = deployments.get("sleeper").await.ok();
+            d.and_then(|d| d.status).and_then(|s| s.ready_replicas) == Some(2)
+        },
+    )
     .await;
-    wait_until("both processes recorded their pids", Duration::from_secs(20), || async {
-        recorded_pids(&dir).len() == 2
-    })
+    wait_until(
+        "both processes recorded their pids",
+        Duration::from_secs(20),
+        || async { recorded_pids(&dir).len() == 2 },
+    )
     .await;
     let pids = recorded_pids(&dir);
     for (pod, pid) in &pids {
@@ -136,7 +155,11 @@ async fn a_deployment_runs_real_processes_and_scaling_to_zero_terminates_them_wi
     assert_ne!(pids[0].1, pids[1].1, "two replicas are two processes");
 
     deployments
-        .patch("sleeper", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 0}})))
+        .patch(
+            "sleeper",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
         .await
         .expect("scaled to 0");
     wait_until("both processes exited", Duration::from_secs(60), || async {
@@ -148,10 +171,14 @@ async fn a_deployment_runs_real_processes_and_scaling_to_zero_terminates_them_wi
             .unwrap_or_else(|_| panic!("pod {pod} never reported SIGTERM"));
         assert_eq!(term.trim(), "got SIGTERM");
     }
-    wait_until("the deployment reports 0 replicas", Duration::from_secs(60), || async {
-        let status = deployments.get("sleeper").await.ok().and_then(|d| d.status);
-        status.is_some_and(|s| s.replicas.unwrap_or(0) == 0 && s.ready_replicas.unwrap_or(0) == 0)
-    })
+    wait_until(
+        "the deployment reports 0 replicas",
+        Duration::from_secs(60),
+        || async {
+            let status = deployments.get("sleeper").await.ok().and_then(|d| d.status);
+            status.is_some_and(|s| s.replicas.unwrap_or(0) == 0 && s.ready_replicas.unwrap_or(0) == 0)
+        },
+    )
     .await;
 }
 
@@ -178,11 +205,20 @@ fn job_condition(job: &Job, kind: &str) -> bool {
 async fn a_job_that_exits_zero_is_complete_and_one_that_exits_non_zero_is_failed() {
     let ns = TestNamespace::create("env-jobs").await;
     let jobs: Api<Job> = ns.api();
-    jobs.create(&PostParams::default(), &job("succeeds", "echo working; sleep 1; exit 0")).await.expect("job");
-    jobs.create(&PostParams::default(), &job("fails", "echo broken >&2; exit 3")).await.expect("job");
+    jobs.create(
+        &PostParams::default(),
+        &job("succeeds", "echo working; sleep 1; exit 0"),
+    )
+    .await
+    .expect("job");
+    jobs.create(&PostParams::default(), &job("fails", "echo broken >&2; exit 3"))
+        .await
+        .expect("job");
 
     wait_until("job `succeeds` is Complete", Duration::from_secs(90), || async {
-        jobs.get("succeeds").await.is_ok_and(|j| job_condition(&j, "Complete"))
+        jobs.get("succeeds")
+            .await
+            .is_ok_and(|j| job_condition(&j, "Complete"))
     })
     .await;
     wait_until("job `fails` is Failed", Duration::from_secs(90), || async {

@@ -57,7 +57,10 @@ mod tests {
         let b = unique_name("orders");
         assert_ne!(a, b);
         assert!(a.starts_with("orders-"));
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
         assert!(a.len() <= 63);
     }
 
