@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -143,14 +144,117 @@ class Kafka:
         self._run("kafka-topics", "--create", "--topic", topic, "--partitions", str(partitions), "--replication-factor", "1")
         self.created.append(topic)
 
-    def produce(self, topic: str, lines: list[str], *, headers: bool = False) -> None:
-        """One record per line; with headers, each line is `k1:v1,k2:v2<TAB>value`."""
-        extra = ["--property", "parse.headers=true", "--property", "headers.delimiter=\t"] if headers else []
+    def produce(
+        self, topic: str, values: list[str], *, headers: list[dict[str, str]] | None = None, keys: list[str] | None = None
+    ) -> None:
+        """One record per value, with its headers and key if given (the producer picks the partitions).
+        A line is `k1=v1;k2=v2<TAB>key<TAB>value`: header values (RFC 3339 times) hold ':', the tool's default."""
+        extra: list[str] = []
+        lines = list(values)
+        if keys is not None:
+            extra += ["--property", "parse.key=true", "--property", "key.separator=\t"]
+            lines = [f"{k}\t{v}" for k, v in zip(keys, lines, strict=True)]
+        if headers is not None:
+            extra += ["--property", "parse.headers=true", "--property", "headers.delimiter=\t",
+                      "--property", "headers.separator=;", "--property", "headers.key.separator=="]
+            lines = [";".join(f"{k}={v}" for k, v in h.items()) + "\t" + line for h, line in zip(headers, lines, strict=True)]
         self._run("kafka-console-producer", "--topic", topic, "--producer-property", "acks=all", *extra, stdin="\n".join(lines) + "\n")
+
+    def produce_orders(self, topic: str, count: int) -> None:
+        """Valid `orders` events (contracts/orders.v1.json) with the headers the ingest API sets."""
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        ids = [f"o-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        values = [
+            json.dumps({"order_id": i, "customer_id": "c-1", "line_items": [{"sku": "sku-1", "quantity": 2, "unit_price": "1.25"}],
+                        "amount": "2.50", "currency": "EUR", "created_at": now})
+            for i in ids
+        ]
+        headers = [
+            {"event_id": str(uuid.uuid4()), "schema_version": "1", "ingested_at": now, "source": "airflow-tests", "content-type": "application/json"}
+            for _ in ids
+        ]
+        self.produce(topic, values, headers=headers, keys=ids)
+
+    def committed(self, group: str) -> dict[int, int]:
+        """The group's committed offset per partition, as kafka-consumer-groups reports it."""
+        out = subprocess.run([tool("kafka-consumer-groups"), "--bootstrap-server", self.bootstrap, "--describe", "--group", group],
+                             capture_output=True, text=True, timeout=120).stdout
+        offsets = {}
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) >= 4 and cols[0] == group and cols[2].isdigit() and cols[3].isdigit():
+                offsets[int(cols[2])] = int(cols[3])
+        return offsets
 
     def delete_created(self) -> None:
         for topic in self.created:
             subprocess.run([tool("kafka-topics"), "--bootstrap-server", self.bootstrap, "--delete", "--topic", topic], capture_output=True, timeout=120)
+
+
+# --- The raw zone and the consumer ---------------------------------------------------------------------
+
+
+@dataclass
+class RawZone:
+    """A local raw zone (file://) and the contracts directory the consumer and the operator read."""
+
+    root: Path
+    contracts: Path
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.root}"
+
+    def add_contract(self, dataset: str) -> None:
+        """The shipped orders contract under the test dataset's name."""
+        shipped = Path(__file__).resolve().parents[2] / "contracts" / "orders.v1.json"
+        shutil.copy(shipped, self.contracts / f"{dataset}.v1.json")
+
+
+@pytest.fixture(scope="session")
+def raw_zone(namespace) -> RawZone:
+    if _shared_operator_running():
+        root = os.environ.get("STREAMLAKE_RAW_ZONE", "").removeprefix("file://")
+        contracts = os.environ.get("STREAMLAKE_CONTRACTS_DIR", "")
+        if not root or not contracts:
+            pytest.fail("dev/up runs the operator: record its STREAMLAKE_RAW_ZONE and STREAMLAKE_CONTRACTS_DIR in .streamlake/env")
+        return RawZone(Path(root), Path(contracts))
+    base = state_dir() / "airflow" / "e2e" / namespace
+    zone = RawZone(base / "lake", base / "contracts")
+    zone.root.mkdir(parents=True, exist_ok=True)
+    zone.contracts.mkdir(parents=True, exist_ok=True)
+    return zone
+
+
+def create_consumer_deployment(kube, ns: str, dataset: str, zone: RawZone) -> str:
+    """The real consumer (image streamlake/consumer, run by the process kubelet) landing the dataset."""
+    name = f"{dataset}-consumer"
+    env = [
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": require_env("KAFKA_BOOTSTRAP_SERVERS")},
+        {"name": "STREAMLAKE_DATASET", "value": dataset},
+        {"name": "STREAMLAKE_RAW_ZONE", "value": zone.url},
+        {"name": "STREAMLAKE_CONTRACTS_DIR", "value": str(zone.contracts)},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "STREAMLAKE_LISTEN", "value": "$(POD_IP):8080"},
+        {"name": "STREAMLAKE_MAX_FILE_AGE", "value": "1s"},
+        {"name": "STREAMLAKE_COMMIT_INTERVAL", "value": "500ms"},
+        {"name": "RUST_LOG", "value": "info"},
+    ]
+    client.AppsV1Api(kube).create_namespaced_deployment(
+        ns,
+        {
+            "metadata": {"name": name, "labels": {"streamlake.io/dataset": dataset, "streamlake.io/component": "consumer"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"terminationGracePeriodSeconds": 20, "containers": [{"name": "consumer", "image": "streamlake/consumer", "env": env}]},
+                },
+            },
+        },
+    )
+    return name
 
 
 # --- The operator --------------------------------------------------------------------------------------
@@ -168,7 +272,7 @@ def _shared_operator_running() -> bool:
 
 
 @pytest.fixture(scope="session")
-def operator(kube, namespace) -> str:
+def operator(kube, namespace, raw_zone) -> str:
     """The operator reconciling the test namespace: dev/up's if it runs one, else the operator binary
     started here, watching only this namespace (its Lease there too), with the admin kubeconfig."""
     if _shared_operator_running():
@@ -183,7 +287,11 @@ def operator(kube, namespace) -> str:
     log = open(log_path, "ab")
     args = [binary, "--namespace", namespace, "--lease-namespace", namespace, "--identity", f"airflow-tests-{os.getpid()}",
             "--lease-seconds", "6", "--metrics-addr", "127.0.0.1:0"]
-    env = os.environ | {"RUST_LOG": "info,kube_runtime=warn,rdkafka=warn"}
+    env = os.environ | {
+        "RUST_LOG": "info,kube_runtime=warn,rdkafka=warn",
+        "STREAMLAKE_RAW_ZONE": raw_zone.url,
+        "STREAMLAKE_CONTRACTS_DIR": str(raw_zone.contracts),
+    }
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while b"leading" not in log_path.read_bytes():
@@ -300,11 +408,19 @@ class ReconcileWatch:
         elif now - self.seen_at > RECONCILE_GRACE_SECONDS:
             obj = get_resource(self.kube, self.kind, self.ns, self.name)
             if obj is not None and not (obj.get("status") or {}).get("phase"):
-                self.verdict = (
-                    f"operator does not reconcile {self.kind.kind} yet: {self.kind.kind} {self.ns}/{self.name}, created by "
-                    f"{self.dag_id}, had no status.phase {RECONCILE_GRACE_SECONDS}s later (the controller is issue 6)"
-                )
-                _unreconciled[self.kind.kind] = self.verdict
+                where = f"{self.kind.kind} {self.ns}/{self.name}, created by {self.dag_id}"
+                others = [o for o in list_resources(self.kube, self.kind, self.ns) if (o.get("status") or {}).get("phase")]
+                if others:
+                    self.verdict = (
+                        f"the operator reconciles {self.kind.kind}s but left {where} without a status.phase for "
+                        f"{RECONCILE_GRACE_SECONDS}s: see its log"
+                    )
+                else:
+                    self.verdict = (
+                        f"operator does not reconcile {self.kind.kind} yet: {where}, had no status.phase "
+                        f"{RECONCILE_GRACE_SECONDS}s later (the controller is issue 6)"
+                    )
+                    _unreconciled[self.kind.kind] = self.verdict
                 self._delete()
         if self.verdict is None and now - self.started > self.timeout:
             self.verdict = f"{self.dag_id} still running after {self.timeout}s"

@@ -14,7 +14,7 @@ DAG = "streamlake_replay"
 
 @pytest.fixture
 def dataset(kube, kafka, namespace, operator) -> str:
-    """A dataset with a raw topic holding 3 records on partition 0 and none on partition 1."""
+    """A dataset with a two-partition raw topic holding 3 records."""
     name = unique_dataset("rpl")
     kafka.create_topic(f"streamlake.{name}.raw", partitions=2)
     kafka.produce(f"streamlake.{name}.raw", ["a", "b", "c"])
