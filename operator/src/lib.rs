@@ -6,6 +6,7 @@
 pub mod conditions;
 pub mod context;
 pub mod crd;
+pub mod dqcheck;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! The StreamLake operator: checks its CRDs, serves `/metrics`, waits to lead, then reconciles.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use clap::Parser;
 use kube::runtime::events::Reporter;
 use streamlake_core::kafka::KafkaArgs;
 use streamlake_core::offsets::OffsetClient;
+use streamlake_core::rawzone::store::LocalStore;
+use streamlake_core::rawzone::{RawZoneStore, StoreLocation};
+use streamlake_operator::dqcheck::{self, DqContext};
 use streamlake_operator::leader::LeaderElection;
 use streamlake_operator::metrics::Metrics;
 use streamlake_operator::{http, replay, startup};
@@ -37,6 +41,12 @@ struct Cli {
     /// Time limit of each Kafka call, in milliseconds.
     #[arg(long, env = "STREAMLAKE_KAFKA_TIMEOUT_MS", default_value_t = 10_000)]
     kafka_timeout_ms: u64,
+    /// The raw zone DqChecks read and write reports to: file:///path or a directory (gs:// not yet).
+    #[arg(long, env = "STREAMLAKE_RAW_ZONE")]
+    raw_zone: Option<StoreLocation>,
+    /// Directory of the dataset contracts (<dataset>.v<N>.json), for the DqCheck contract sample.
+    #[arg(long, env = "STREAMLAKE_CONTRACTS_DIR", default_value = "contracts")]
+    contracts_dir: PathBuf,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -112,16 +122,26 @@ async fn main() -> anyhow::Result<()> {
         controller: "streamlake-operator".into(),
         instance: Some(identity),
     };
-    let shutdown = stop.clone();
-    replay::run(
-        client,
-        offsets,
-        metrics.clone(),
-        reporter,
-        cli.namespace,
-        async move { shutdown.cancelled().await },
-    )
-    .await;
+    let dq = DqContext {
+        client: client.clone(),
+        offsets: offsets.clone(),
+        metrics: metrics.clone(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        store: raw_zone_store(cli.raw_zone.as_ref()),
+        contracts_dir: cli.contracts_dir.clone(),
+    };
+    let (replay_stop, dq_stop) = (stop.clone(), stop.clone());
+    tokio::join!(
+        replay::run(
+            client,
+            offsets,
+            metrics.clone(),
+            reporter,
+            cli.namespace.clone(),
+            async move { replay_stop.cancelled().await },
+        ),
+        dqcheck::run(dq, cli.namespace, async move { dq_stop.cancelled().await }),
+    );
     stop.cancel();
     let _ = holder.await;
     metrics.set_leader(false);
@@ -131,6 +151,17 @@ async fn main() -> anyhow::Result<()> {
     election.release().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The raw zone the lake-reading controllers use, or why there is none (said on their status).
+fn raw_zone_store(location: Option<&StoreLocation>) -> Result<RawZoneStore, String> {
+    match location {
+        Some(StoreLocation::Local { root }) => Ok(RawZoneStore::Local(LocalStore::new(root.clone()))),
+        Some(other) => Err(format!(
+            "the operator reads file:// raw zones only; {other} is not supported yet"
+        )),
+        None => Err("the operator has no raw zone: set --raw-zone or STREAMLAKE_RAW_ZONE".into()),
+    }
 }
 
 /// `hostname-pid` when no pod name is given: unique per process on one host.

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::layout::{FileFormat, IngestionDate};
 use crate::names::DatasetName;
@@ -303,6 +304,12 @@ impl DatePartitionMetadata {
             .sum();
         in_files + self.dlq.iter().filter(|d| d.partition == partition).count() as u64
     }
+}
+
+/// The `checksum` of a [`FileEntry`]: `sha256:<64 hex>` of the file's bytes.
+pub fn file_checksum(data: &[u8]) -> String {
+    let hex: String = Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 fn validate_entry(file: &FileEntry) -> Result<(), MergeConflict> {

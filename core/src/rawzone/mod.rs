@@ -24,5 +24,7 @@ pub use commit::{
     CommitOutcome, MetadataError, MetadataSnapshot, commit_landing, load_metadata, parse_metadata,
 };
 pub use layout::{DataFileName, FileFormat, IngestionDate, LayoutError, RawZoneLayout};
-pub use metadata::{DatePartitionMetadata, DlqEntry, FileEntry, Landing, LandingPlan, MergeConflict};
+pub use metadata::{
+    DatePartitionMetadata, DlqEntry, FileEntry, Landing, LandingPlan, MergeConflict, file_checksum,
+};
 pub use store::{ObjectVersion, RawZoneStore, StoreError, StoreLocation};

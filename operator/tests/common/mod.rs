@@ -224,6 +224,11 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Self {
+        Self::start_with_env(kubeconfig, ns, identity, &[])
+    }
+
+    /// [`Operator::start`] with extra environment, e.g. the raw zone and the contracts directory.
+    pub fn start_with_env(kubeconfig: &Path, ns: &str, identity: &str, env: &[(&str, &Path)]) -> Self {
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let log = scratch_dir(ns).join(format!("operator-{identity}.log"));
         let out = std::fs::OpenOptions::new()
@@ -237,6 +242,7 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("KAFKA_BOOTSTRAP_SERVERS", kafka::bootstrap())
             .env("RUST_LOG", "info,kube_runtime=warn,rdkafka=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log handle"))
             .stderr(out)

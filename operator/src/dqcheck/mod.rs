@@ -1,0 +1,389 @@
+//! The DqCheck controller: read → evaluate (pure, [`checks`]) → write the report → write status.
+//!
+//! The operator runs the checks itself instead of in a Job: they are read-only (the lake's index and
+//! files, Kafka offsets by timestamp and the group's committed offsets), bounded (at most
+//! [`MAX_DAYS`] days, one file in memory at a time, at most the sample size of rows parsed), and need
+//! no credentials the operator lacks. A DqCheck holds nothing outside its own object, so it needs no
+//! finalizer; a restarted operator simply runs an unfinished one again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use streamlake_core::names::DatasetName;
+use streamlake_core::offsets::OffsetClient;
+use streamlake_core::rawzone::{IngestionDate, RawZoneStore};
+
+use crate::conditions::{ConditionStatus, set_condition};
+use crate::context::FIELD_MANAGER;
+use crate::crd::dq_check::{DqCheckPhase, DqCheckSpec};
+use crate::crd::{DqCheck, DqCheckStatus};
+use crate::metrics::Metrics;
+
+pub mod checks;
+mod error;
+mod observe;
+
+pub use error::Error;
+
+pub const KIND: &str = "DqCheck";
+/// Largest number of days one DqCheck may cover: bounds the work done inside the operator.
+pub const MAX_DAYS: usize = 31;
+const RETRY: Duration = Duration::from_secs(5);
+
+/// What every DqCheck reconcile shares.
+pub struct DqContext {
+    pub client: kube::Client,
+    /// Blocking calls: use from `spawn_blocking`.
+    pub offsets: Arc<OffsetClient>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// The raw zone, or why the operator cannot read it.
+    pub store: Result<RawZoneStore, String>,
+    pub contracts_dir: PathBuf,
+}
+
+impl std::fmt::Debug for DqContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DqContext").finish_non_exhaustive()
+    }
+}
+
+/// A spec turned into what the checks run over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DqRequest {
+    pub dataset: DatasetName,
+    pub dates: Vec<IngestionDate>,
+    pub sample_size: usize,
+    pub max_age_ms: Option<i64>,
+}
+
+impl DqRequest {
+    /// Checks what the schema cannot: the dataset name, the length of the range, the duration.
+    pub fn from_spec(spec: &DqCheckSpec) -> Result<Self, String> {
+        let dataset = DatasetName::new(spec.dataset.clone()).map_err(|e| format!("dataset: {e}"))?;
+        let parse = |field: &str, value: &Option<String>| -> Result<Option<IngestionDate>, String> {
+            value
+                .as_deref()
+                .map(|v| v.parse::<IngestionDate>().map_err(|e| format!("{field}: {e}")))
+                .transpose()
+        };
+        let (first, last) = match (
+            parse("date", &spec.date)?,
+            parse("startDate", &spec.start_date)?,
+            parse("endDate", &spec.end_date)?,
+        ) {
+            (Some(day), None, None) => (day, day),
+            (None, Some(start), Some(end)) if end >= start => (start, end),
+            _ => return Err("set date, or startDate and endDate with endDate not before startDate".into()),
+        };
+        let mut dates = vec![first];
+        while let Some(&day) = dates.last().filter(|d| **d < last) {
+            if dates.len() == MAX_DAYS {
+                return Err(format!("at most {MAX_DAYS} days per DqCheck"));
+            }
+            let next = day.date().succ_opt().ok_or("endDate is out of range")?;
+            dates.push(IngestionDate::new(next));
+        }
+        let max_age_ms = match &spec.checks.freshness {
+            None => None,
+            Some(f) => Some(
+                f.max_age
+                    .parse::<kube::core::Duration>()
+                    .ok()
+                    .filter(|d| !d.is_negative())
+                    .map(|d| i64::try_from(Duration::from(d).as_millis()).unwrap_or(i64::MAX))
+                    .ok_or_else(|| format!("freshness.maxAge {:?} is not a duration", f.max_age))?,
+            ),
+        };
+        let sample_size = spec
+            .checks
+            .contract_sample
+            .as_ref()
+            .map_or(0, |s| usize::try_from(s.size).unwrap_or(0));
+        Ok(Self {
+            dataset,
+            dates,
+            sample_size,
+            max_age_ms,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match (self.dates.first(), self.dates.last()) {
+            (Some(a), Some(b)) if a != b => format!("{}/{a}..{b}", self.dataset),
+            (Some(a), _) => format!("{}/{a}", self.dataset),
+            _ => self.dataset.to_string(),
+        }
+    }
+}
+
+/// Runs the DqCheck controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+pub async fn run(
+    ctx: DqContext,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<DeserializeGuard<DqCheck>> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, |_, _, _| Requeue::requeue(RETRY), Arc::new(ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "DqCheck reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(guard: Arc<DeserializeGuard<DqCheck>>, ctx: Arc<DqContext>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(check)
+            if check
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(is_terminal) =>
+        {
+            Ok(Requeue::await_change())
+        }
+        Ok(check) => run_check(check, &ctx).await,
+        Err(invalid) => {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+            let status = DqCheckStatus {
+                phase: Some(DqCheckPhase::Failed),
+                reason: Some("MalformedObject".into()),
+                message: Some(format!("this DqCheck cannot be read: {}", invalid.error)),
+                ..Default::default()
+            };
+            write_status(&ctx, &namespace, &name, &status)
+                .await
+                .map(|()| Requeue::await_change())
+        }
+    };
+    ctx.metrics.reconciled(KIND, started.elapsed());
+    if let Err(e) = &result {
+        ctx.metrics.failed(KIND, e.metric_label());
+        publish(&ctx, &guard, true, e.metric_label(), &e.to_string()).await;
+    }
+    result
+}
+
+fn is_terminal(phase: DqCheckPhase) -> bool {
+    matches!(phase, DqCheckPhase::Passed | DqCheckPhase::Failed)
+}
+
+async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
+    let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
+    let now = Timestamp::now();
+    let mut status = DqCheckStatus {
+        observed_generation: check.metadata.generation,
+        started_at: Some(Time(now)),
+        ..check.status.clone().unwrap_or_default()
+    };
+    let request = match DqRequest::from_spec(&check.spec) {
+        Ok(request) => request,
+        Err(problem) => return finish(ctx, check, status, Err(format!("invalid spec: {problem}"))).await,
+    };
+    let store = match &ctx.store {
+        Ok(store) => store,
+        Err(problem) => return finish(ctx, check, status, Err(problem.clone())).await,
+    };
+    let observation = observe::observe(
+        store,
+        &ctx.offsets,
+        &ctx.contracts_dir,
+        &request.dataset,
+        &request.dates,
+        request.sample_size,
+        now.as_millisecond(),
+    )
+    .await?;
+    let results = checks::evaluate(&check.spec.checks, request.max_age_ms, &observation);
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name.as_str())
+        .collect();
+    let key = format!(
+        "reports/dq/dataset={}/{namespace}.{name}.{}.json",
+        request.dataset,
+        check.uid().unwrap_or_default()
+    );
+    let report = json!({
+        "kind": KIND, "namespace": namespace, "name": name, "uid": check.uid(),
+        "dataset": request.dataset, "dates": request.dates, "generatedAt": now.to_string(),
+        "passed": failed.is_empty(), "checks": results, "group": observation.group,
+        "committed": observation.committed, "sample": observation.sample.as_ref().map(|s| json!({
+            "checked": s.checked, "invalid": s.invalid, "skipped": s.skipped,
+        })),
+        "days": observation.days.iter().map(|d| json!({
+            "date": d.date, "metadata": format!("{:?}", d.metadata), "dlq": d.dlq.len(),
+            "expectedOffsets": d.expected,
+            "files": d.files.iter().map(|f| json!({
+                "path": f.path, "partition": f.partition, "firstOffset": f.first_offset,
+                "lastOffset": f.last_offset, "records": f.record_count, "present": f.found.is_some(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    store
+        .put_immutable(&key, body.into(), "application/json")
+        .await
+        .map_err(Error::WriteReport)?;
+    status.report = Some(format!("{}/{key}", store.location()));
+    status.progress = Some(format!(
+        "{}/{} passed",
+        results.len() - failed.len(),
+        results.len()
+    ));
+    let outcome = if failed.is_empty() {
+        Ok(format!("{}: every check passed", request.describe()))
+    } else {
+        Err(format!("{}: failed {}", request.describe(), failed.join(", ")))
+    };
+    status.checks = results;
+    finish(ctx, check, status, outcome).await
+}
+
+/// Writes the final status and announces it.
+async fn finish(
+    ctx: &DqContext,
+    check: &DqCheck,
+    mut status: DqCheckStatus,
+    outcome: Result<String, String>,
+) -> Result<Requeue, Error> {
+    let (phase, reason, message, condition) = match outcome {
+        Ok(message) => (DqCheckPhase::Passed, "Passed", message, ConditionStatus::True),
+        Err(message) => (DqCheckPhase::Failed, "Failed", message, ConditionStatus::False),
+    };
+    let now = Timestamp::now();
+    status.phase = Some(phase);
+    status.reason = Some(reason.into());
+    status.message = Some(message.clone());
+    status.completed_at = Some(Time(now));
+    let generation = check.metadata.generation;
+    set_condition(
+        &mut status.conditions,
+        "Passed",
+        condition,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
+    write_status(ctx, &namespace, &name, &status).await?;
+    ctx.metrics.entered(KIND, reason);
+    tracing::info!(dqcheck = %format!("{namespace}/{name}"), reason, %message, "finished");
+    let event = Event {
+        type_: if phase == DqCheckPhase::Passed {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Check".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &check.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an Event");
+    }
+    Ok(Requeue::await_change())
+}
+
+async fn write_status(
+    ctx: &DqContext,
+    namespace: &str,
+    name: &str,
+    status: &DqCheckStatus,
+) -> Result<(), Error> {
+    let api: Api<DqCheck> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": DqCheck::api_version(&()),
+        "kind": DqCheck::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &DqContext,
+    guard: &DeserializeGuard<DqCheck>,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> DqCheckSpec {
+        serde_json::from_value(value).expect("spec")
+    }
+
+    #[test]
+    fn a_range_becomes_its_days_and_the_duration_is_parsed() {
+        let r = DqRequest::from_spec(&spec(json!({
+            "dataset": "orders", "startDate": "2026-02-27", "endDate": "2026-03-01",
+            "checks": {"freshness": {"maxAge": "1h30m"}, "contractSample": {"size": 5}}
+        })))
+        .expect("valid");
+        let days: Vec<String> = r.dates.iter().map(ToString::to_string).collect();
+        assert_eq!(days, ["2026-02-27", "2026-02-28", "2026-03-01"]);
+        assert_eq!(r.max_age_ms, Some(5_400_000));
+        assert_eq!(r.sample_size, 5);
+    }
+
+    #[test]
+    fn long_ranges_and_bad_names_are_refused() {
+        let long = DqRequest::from_spec(&spec(json!({
+            "dataset": "orders", "startDate": "2026-01-01", "endDate": "2026-03-01",
+            "checks": {"filesExist": true}
+        })));
+        assert!(long.expect_err("too long").contains("at most 31 days"));
+        let bad = DqRequest::from_spec(&spec(json!({
+            "dataset": "Orders!", "date": "2026-01-01", "checks": {"filesExist": true}
+        })));
+        assert!(bad.expect_err("bad name").starts_with("dataset"));
+    }
+}

@@ -1,0 +1,285 @@
+//! DqCheck against the real API server and broker: the operator (on its ServiceAccount token) checks a
+//! local raw zone written with core's raw-zone writer from records really produced to Kafka, against
+//! the group's really committed offsets.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::api::{Api, PostParams};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::store::LocalStore;
+use streamlake_core::rawzone::{
+    CommitOutcome, DataFileName, FileEntry, FileFormat, IngestionDate, Landing, RawZoneLayout, RawZoneStore,
+    commit_landing, file_checksum, load_metadata,
+};
+use streamlake_operator::crd::DqCheck;
+use streamlake_operator::crd::dq_check::{CheckResult, DqCheckPhase, DqCheckStatus};
+use streamlake_testkit::{unique_name, wait_until};
+
+use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
+
+const DAY: &str = "2026-11-01";
+const PER_PARTITION: i64 = 20;
+
+fn order(id: &str) -> Value {
+    json!({
+        "order_id": id, "customer_id": "c-1",
+        "line_items": [{"sku": "sku-1", "quantity": 2, "unit_price": "1.25"}],
+        "amount": "2.50", "currency": "EUR", "created_at": "2026-11-01T10:00:00Z"
+    })
+}
+
+/// Produces `PER_PARTITION` orders to each of two partitions on `DAY`, and returns per partition the
+/// (offset, timestamp ms, order) of each.
+async fn produce(topic: &str) -> BTreeMap<i32, Vec<(i64, i64, Value)>> {
+    let producer: FutureProducer = kafka::config().set("acks", "all").create().expect("producer");
+    let base: DateTime<Utc> = format!("{DAY}T10:00:00Z").parse().expect("time");
+    let mut produced: BTreeMap<i32, Vec<(i64, i64, Value)>> = BTreeMap::new();
+    for p in 0..2 {
+        for i in 0..PER_PARTITION {
+            let id = format!("o-{p}-{i}");
+            let payload = order(&id).to_string();
+            let ts = base.timestamp_millis() + i * 1000;
+            let record = FutureRecord::to(topic)
+                .partition(p)
+                .key(&id)
+                .payload(&payload)
+                .timestamp(ts);
+            let delivered = producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .expect("delivered");
+            produced
+                .entry(p)
+                .or_default()
+                .push((delivered.offset, ts, order(&id)));
+        }
+    }
+    produced
+}
+
+/// Lands records the way the consumer does: a JSON-lines file named by its lineage, then the index.
+async fn land(store: &RawZoneStore, layout: &RawZoneLayout, partition: i32, rows: &[(i64, i64, Value)]) {
+    let date: IngestionDate = DAY.parse().expect("date");
+    let mut body = Vec::new();
+    for (offset, ts, row) in rows {
+        let mut line = json!({
+            "_partition": partition, "_offset": offset,
+            "_timestamp": DateTime::from_timestamp_millis(*ts).expect("ts").to_rfc3339(),
+            "_key": row["order_id"], "_event_id": format!("e-{partition}-{offset}"), "_schema_version": 1,
+        });
+        for (k, v) in row.as_object().expect("object") {
+            line[k] = v.clone();
+        }
+        body.extend(serde_json::to_vec(&line).expect("json"));
+        body.push(b'\n');
+    }
+    let checksum = file_checksum(&body);
+    let (first, last) = (rows[0].0, rows[rows.len() - 1].0);
+    let name = DataFileName::new(
+        partition,
+        first,
+        last,
+        &checksum["sha256:".len()..],
+        FileFormat::Jsonl,
+    );
+    let entry = FileEntry {
+        path: name.to_string(),
+        partition,
+        first_offset: first,
+        last_offset: last,
+        record_count: rows.len() as u64,
+        bytes: body.len() as u64,
+        checksum,
+        format: FileFormat::Jsonl,
+        schema_versions: vec![1],
+        min_timestamp: DateTime::from_timestamp_millis(rows[0].1).expect("ts"),
+        max_timestamp: DateTime::from_timestamp_millis(rows[rows.len() - 1].1).expect("ts"),
+        writer_version: "operator-tests/dqcheck".into(),
+        written_at: Utc::now(),
+    };
+    store
+        .put_immutable(
+            &layout.data_file_key(date, &entry.path),
+            body.into(),
+            "application/x-ndjson",
+        )
+        .await
+        .expect("data file written");
+    let mut snapshot = load_metadata(store, layout, date).await.expect("metadata");
+    let landing = Landing {
+        files: vec![entry],
+        dlq: vec![],
+    };
+    let outcome = commit_landing(store, layout, &mut snapshot, &landing)
+        .await
+        .expect("metadata committed");
+    assert!(matches!(outcome, CommitOutcome::Committed { .. }), "{outcome:?}");
+}
+
+async fn run_check(ns: &TestNamespace, name: &str, spec: Value) -> DqCheckStatus {
+    let check: DqCheck = serde_json::from_value(json!({
+        "apiVersion": "streamlake.io/v1alpha1", "kind": "DqCheck",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .expect("dqcheck");
+    let api: Api<DqCheck> = ns.api();
+    api.create(&PostParams::default(), &check)
+        .await
+        .expect("DqCheck created");
+    wait_until(
+        &format!("DqCheck {name} finishes"),
+        Duration::from_secs(60),
+        || async {
+            api.get(name)
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.phase)
+                .is_some_and(|p| matches!(p, DqCheckPhase::Passed | DqCheckPhase::Failed))
+        },
+    )
+    .await;
+    api.get(name).await.expect("DqCheck").status.expect("status")
+}
+
+fn all_checks(dataset: &str, date: &str) -> Value {
+    json!({
+        "dataset": dataset, "date": date,
+        "checks": {
+            "filesExist": true, "minRowCount": 40, "metadataConsistent": true, "noEmptyPartitions": true,
+            "offsetContinuity": true, "contractSample": {"size": 25}, "freshness": {"maxAge": "100000h"}
+        }
+    })
+}
+
+fn check<'a>(status: &'a DqCheckStatus, name: &str) -> &'a CheckResult {
+    status
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("check {name} in {status:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dq").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+
+    let dataset = unique_name("dq");
+    let name = DatasetName::new(dataset.clone()).expect("dataset name");
+    let scratch = scratch_dir(&ns.name);
+    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
+    std::fs::create_dir_all(&contracts).expect("contracts dir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        repo.join("contracts/orders.v1.json"),
+        contracts.join(format!("{dataset}.v1.json")),
+    )
+    .expect("contract copied");
+
+    kafka::create_topic(&name.raw_topic(), 2).await;
+    let produced = produce(&name.raw_topic()).await;
+    let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
+    let layout = RawZoneLayout::new(name.clone());
+    for (partition, rows) in &produced {
+        let half = rows.len() / 2;
+        land(&store, &layout, *partition, &rows[..half]).await;
+        land(&store, &layout, *partition, &rows[half..]).await;
+    }
+    kafka::commit(
+        &name.consumer_group(),
+        &name.raw_topic(),
+        produced
+            .iter()
+            .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
+            .collect(),
+    )
+    .await;
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dq-operator",
+        &[
+            ("STREAMLAKE_RAW_ZONE", &lake),
+            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+        ],
+    );
+
+    let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
+    assert_eq!(healthy.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
+    assert_eq!(healthy.checks.len(), 7);
+    assert!(healthy.checks.iter().all(|c| c.passed), "{:?}", healthy.checks);
+    assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
+    assert_eq!(
+        check(&healthy, "contractSample").observed,
+        "25 rows checked, 0 invalid"
+    );
+    assert_eq!(
+        check(&healthy, "offsetContinuity").observed,
+        "40 offsets landed once each"
+    );
+    let report = healthy.report.clone().expect("report location");
+    let report_path = report.strip_prefix("file://").expect("local report");
+    assert!(report_path.contains("/reports/dq/"), "{report}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(report_path).expect("report written")).expect("report json");
+    assert_eq!(report["passed"], true);
+
+    let empty = run_check(&ns, "empty-day", all_checks(&dataset, "2026-10-27")).await;
+    assert_eq!(empty.phase, Some(DqCheckPhase::Failed), "{empty:?}");
+    assert!(
+        empty.checks.iter().all(|c| !c.passed),
+        "an empty day passes nothing: {:?}",
+        empty.checks
+    );
+    assert!(
+        empty
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("filesExist"),
+        "{empty:?}"
+    );
+
+    let date: IngestionDate = DAY.parse().expect("date");
+    let doc = load_metadata(&store, &layout, date).await.expect("metadata").doc;
+    let removed = doc.partition_files(0)[1].clone();
+    std::fs::remove_file(lake.join(layout.data_file_key(date, &removed.path))).expect("file removed");
+    let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
+    assert_eq!(missing.phase, Some(DqCheckPhase::Failed), "{missing:?}");
+    let continuity = check(&missing, "offsetContinuity");
+    assert!(!continuity.passed);
+    assert_eq!(
+        continuity.observed,
+        format!(
+            "{DAY}: gap at partition 0 offsets {}..={}",
+            removed.first_offset, removed.last_offset
+        )
+    );
+    assert!(
+        missing
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("offsetContinuity")
+    );
+
+    std::fs::remove_file(lake.join(layout.metadata_key(date))).expect("metadata removed");
+    let no_metadata = run_check(&ns, "no-metadata", all_checks(&dataset, DAY)).await;
+    assert_eq!(no_metadata.phase, Some(DqCheckPhase::Failed), "{no_metadata:?}");
+    let consistent = check(&no_metadata, "metadataConsistent");
+    assert!(!consistent.passed);
+    assert_eq!(consistent.observed, format!("{DAY}: _metadata.json is missing"));
+
+    ns.delete().await;
+}
