@@ -1,6 +1,6 @@
 //! The local GCS emulator speaks the GCS JSON API: an object written over it is read back with its metadata.
 
-use streamlake_testkit::{require_env, unique_name};
+use streamlake_testkit::{http_client, require_env, unique_name};
 
 #[tokio::test]
 async fn an_object_written_over_the_json_api_is_read_back() {
@@ -8,7 +8,7 @@ async fn an_object_written_over_the_json_api_is_read_back() {
     let bucket = require_env("STREAMLAKE_GCS_BUCKET");
     let name = format!("env-test/{}.txt", unique_name("object"));
     let body = "line one\nline two\n".repeat(1000);
-    let http = reqwest::Client::new();
+    let http = http_client();
 
     let uploaded: serde_json::Value = http
         .post(format!("{endpoint}/upload/storage/v1/b/{bucket}/o"))

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use streamlake_testkit::{require_env, unique_name, wait_until};
+use streamlake_testkit::{http_client, require_env, unique_name, wait_until};
 
 fn order(order_id: &str) -> Value {
     json!({
@@ -65,7 +65,7 @@ async fn an_order_sent_to_the_deployed_api_lands_in_the_raw_zone() {
     let api = require_env("STREAMLAKE_API_URL");
     let emulator = require_env("STORAGE_EMULATOR_HOST");
     let bucket = require_env("STREAMLAKE_GCS_BUCKET");
-    let http = reqwest::Client::new();
+    let http = http_client();
     let order_id = unique_name("deploy-order");
 
     let answer = http
@@ -122,7 +122,7 @@ async fn the_deployed_api_refuses_an_invalid_order_with_its_violations() {
     let api = require_env("STREAMLAKE_API_URL");
     let mut invalid = order(&unique_name("deploy-invalid"));
     invalid["currency"] = json!("euros");
-    let answer = reqwest::Client::new()
+    let answer = http_client()
         .post(format!("{api}/ingest/orders"))
         .json(&invalid)
         .send()

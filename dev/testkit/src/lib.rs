@@ -22,6 +22,18 @@ pub fn kafka_bootstrap() -> String {
     require_env("KAFKA_BOOTSTRAP_SERVERS")
 }
 
+/// An HTTP client for talking to the local environment.
+///
+/// In a workspace-wide build reqwest gets `rustls-no-provider` from the GCS crates, and then refuses to
+/// build a client until a rustls crypto provider is installed; this installs ring (as kube uses) first.
+pub fn http_client() -> reqwest::Client {
+    // Err only means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .build()
+        .expect("an HTTP client with the ring provider")
+}
+
 /// A name no other test run uses, safe for topics, groups, datasets and Kubernetes objects:
 /// lowercase ASCII letters, digits and dashes, starting with `prefix`.
 pub fn unique_name(prefix: &str) -> String {
