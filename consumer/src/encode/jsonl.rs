@@ -24,13 +24,18 @@ pub struct JsonlWriter {
 }
 
 impl JsonlWriter {
-    pub fn new(format: FileFormat) -> std::io::Result<Self> {
+    /// `expected_bytes` sizes the output up front, so it is not copied while it grows.
+    pub fn new(format: FileFormat, expected_bytes: usize) -> std::io::Result<Self> {
         let output = match format {
-            FileFormat::JsonlGzip => {
-                Output::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL)))
-            }
-            FileFormat::JsonlZstd => Output::Zstd(zstd::Encoder::new(Vec::new(), ZSTD_LEVEL)?),
-            _ => Output::Plain(Vec::new()),
+            FileFormat::JsonlGzip => Output::Gzip(GzEncoder::new(
+                Vec::with_capacity(expected_bytes / 4),
+                flate2::Compression::new(GZIP_LEVEL),
+            )),
+            FileFormat::JsonlZstd => Output::Zstd(zstd::Encoder::new(
+                Vec::with_capacity(expected_bytes / 4),
+                ZSTD_LEVEL,
+            )?),
+            _ => Output::Plain(Vec::with_capacity(expected_bytes)),
         };
         Ok(Self {
             output,
@@ -38,7 +43,15 @@ impl JsonlWriter {
         })
     }
 
-    pub fn push(&mut self, partition: i32, offset: i64, event: &ValidEvent) -> std::io::Result<()> {
+    /// Writes one line: the sink's columns, then the record's own fields taken verbatim from `payload`
+    /// (a JSON object the classifier parsed), so the record is not serialized a second time.
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: &ValidEvent,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
         let line = &mut self.line;
         line.clear();
         write!(
@@ -51,13 +64,17 @@ impl JsonlWriter {
         line.extend_from_slice(br#","_event_id":"#);
         serde_json::to_writer(&mut *line, &event.event_id)?;
         write!(line, r#","_schema_version":{}"#, event.schema_version)?;
-        if event.fields.is_empty() {
-            line.push(b'}');
-        } else {
-            // The record's object, with its opening brace turned into the separator after our columns.
-            let start = line.len();
-            serde_json::to_writer(&mut *line, &event.fields)?;
-            line[start] = b',';
+        match object_members(payload) {
+            Some(members) => {
+                line.push(b',');
+                // Raw line breaks can only be whitespace between tokens in valid JSON (strings escape them).
+                line.extend(
+                    members
+                        .iter()
+                        .map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }),
+                );
+            }
+            None => line.push(b'}'),
         }
         line.push(b'\n');
         match &mut self.output {
@@ -74,5 +91,30 @@ impl JsonlWriter {
             Output::Gzip(out) => out.finish(),
             Output::Zstd(out) => out.finish(),
         }
+    }
+}
+
+/// The members of a JSON object's text and its closing brace: `{"a":1}` gives `"a":1}`; `{ }` gives `None`.
+fn object_members(payload: &[u8]) -> Option<&[u8]> {
+    let start = payload.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = payload.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    let inner = payload.get(start + 1..=end)?;
+    let first = inner.iter().position(|b| !b.is_ascii_whitespace())?;
+    (inner[first] != b'}').then_some(&inner[first..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_members_strip_the_opening_brace_and_keep_the_rest() {
+        assert_eq!(object_members(br#"{"a":1}"#), Some(&br#""a":1}"#[..]));
+        assert_eq!(
+            object_members(b"  {\n \"a\" : [1, 2]\n}\n"),
+            Some(&b"\"a\" : [1, 2]\n}"[..])
+        );
+        assert_eq!(object_members(b"{}"), None);
+        assert_eq!(object_members(b" { \n } "), None);
     }
 }

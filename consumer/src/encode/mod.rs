@@ -85,7 +85,13 @@ impl Encoder {
                 columns,
                 &self.writer_version,
             )?)),
-            None => FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format)?),
+            None => {
+                let expected = records
+                    .iter()
+                    .map(|r| r.payload.as_ref().map_or(0, Vec::len) + 160)
+                    .sum();
+                FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, expected)?)
+            }
         };
         let mut rejected = Vec::new();
         let mut stats: Option<RunStats> = None;
@@ -100,7 +106,12 @@ impl Encoder {
             let stats = stats.get_or_insert_with(|| RunStats::starting_at(record.offset, event.timestamp));
             stats.add(record.offset, event.timestamp, event.schema_version);
             match &mut writer {
-                FormatWriter::Jsonl(w) => w.push(partition, record.offset, &event)?,
+                FormatWriter::Jsonl(w) => w.push(
+                    partition,
+                    record.offset,
+                    &event,
+                    record.payload.as_deref().unwrap_or_default(),
+                )?,
                 FormatWriter::Parquet(w) => w.push(partition, record.offset, event)?,
             }
         }

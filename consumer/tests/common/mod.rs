@@ -379,6 +379,8 @@ pub struct RawZoneContents {
     pub metadata: BTreeMap<IngestionDate, DatePartitionMetadata>,
     /// (partition, offset) of every row of every listed file.
     pub rows: Vec<(i64, i64)>,
+    /// Every row of every listed file, as JSON.
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
     /// (partition, offset) of every DLQ entry.
     pub dlq: Vec<(i64, i64)>,
     /// Row count per listed file, to compare with its entry.
@@ -489,6 +491,7 @@ pub async fn read_raw_zone(
                 "{key}: row count differs from its entry"
             );
             contents.rows.extend(row_positions(&rows));
+            contents.records.extend(rows);
             contents.files_checked += 1;
         }
         contents.dlq.extend(
