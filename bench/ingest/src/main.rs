@@ -2,6 +2,7 @@
 //! kafka-producer-perf-test's records/s, the batch endpoint's records/s (and their ratio), single-event
 //! latency at a fixed offered load, and the API's peak RSS. A measurement, not a test: it prints numbers.
 
+mod cpu;
 mod load;
 mod records;
 
@@ -106,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
     // Alternating rounds on the same broker: the machine is shared, so one pair of runs says little.
     let mut rounds = Vec::new();
     for round in 1..=args.rounds {
+        let children_before = cpu::waited_children()?;
         let perf = perf_test(&args, &perf_topic, &payloads)?;
+        let perf_cpu = cpu::waited_children()? - children_before;
+        let (api_before, own_before) = (cpu::of_process(api.pid())?, cpu::own()?);
         let batch = load::batches(
             &batch_url,
             args.records,
@@ -115,19 +119,24 @@ async fn main() -> anyhow::Result<()> {
             args.record_size,
         )
         .await?;
+        let (api_cpu, own_cpu) = (cpu::of_process(api.pid())? - api_before, cpu::own()? - own_before);
         let batch_rate = batch.records as f64 / batch.elapsed.as_secs_f64();
+        let per_record = |d: Duration| d.as_secs_f64() * 1e6 / args.records as f64;
         println!(
-            "round {round}: kafka-producer-perf-test {perf:.0} records/s, batch endpoint {batch_rate:.0} records/s \
-             ({} records in {:.2?}), ratio {:.2}",
-            batch.records,
-            batch.elapsed,
+            "round {round}: perf-test {perf:.0} records/s ({:.1} CPU-µs/record incl. JVM start); batch endpoint \
+             {batch_rate:.0} records/s (API {:.1} + load generator {:.1} CPU-µs/record); ratio {:.2}",
+            per_record(perf_cpu),
+            per_record(api_cpu),
+            per_record(own_cpu),
             batch_rate / perf
         );
-        rounds.push((perf, batch_rate));
+        rounds.push((perf, batch_rate, per_record(perf_cpu), per_record(api_cpu)));
     }
     let perf = median(rounds.iter().map(|r| r.0).collect());
     let batch_rate = median(rounds.iter().map(|r| r.1).collect());
     let ratio = median(rounds.iter().map(|r| r.1 / r.0).collect());
+    let perf_cpu = median(rounds.iter().map(|r| r.2).collect());
+    let api_cpu = median(rounds.iter().map(|r| r.3).collect());
 
     let single_url = format!("http://127.0.0.1:{port}/ingest/{dataset}");
     let single = load::single_events(
@@ -153,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
         args.batch, args.clients
     );
     println!("| ratio batch / perf-test (median of the rounds' ratios) | {ratio:.2} |");
+    println!(
+        "| CPU per record: perf-test JVM (incl. start) / ingest-api | {perf_cpu:.1} µs / {api_cpu:.1} µs |"
+    );
     println!(
         "| single events offered at {} req/s for {} s | {achieved:.0} ok/s, {} errors, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms |",
         single.offered_rate,
@@ -251,6 +263,10 @@ impl ApiProcess {
             .spawn()
             .context("starting ingest-api")?;
         Ok(Self(child))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
     }
 
     fn peak_rss_kib(&self) -> anyhow::Result<u64> {
