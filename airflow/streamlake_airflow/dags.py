@@ -9,7 +9,11 @@ from datetime import timedelta
 from airflow.sdk import DAG
 
 from streamlake_airflow.kinds import ResourceKind
-from streamlake_airflow.operators import DEFAULT_CONN_ID, CreateStreamLakeResourceOperator, StreamLakeResourceSensor
+from streamlake_airflow.operators import (
+    DEFAULT_CONN_ID,
+    CreateStreamLakeResourceOperator,
+    StreamLakeResourceSensor,
+)
 from streamlake_airflow.params import namespace_param
 
 

@@ -76,7 +76,9 @@ class CreateStreamLakeResourceOperator(_StreamLakeTask, BaseOperator):
         resources = self._resources()
         manifest = resources.manifest(kind, name, spec, labels, annotations)
         wanted = summary(kind, {"metadata": {"namespace": namespace, "name": name}, "spec": spec})
-        self.log.info("StreamLake %s", describe({k: wanted[k] for k in ("resource", "dataset", "topic", "offsets")}))
+        self.log.info(
+            "StreamLake %s", describe({k: wanted[k] for k in ("resource", "dataset", "topic", "offsets")})
+        )
         try:
             attached = resources.create_or_attach(kind, namespace, manifest)
         except ResourceError as e:
@@ -86,7 +88,13 @@ class CreateStreamLakeResourceOperator(_StreamLakeTask, BaseOperator):
             self.log.info("created %s %s/%s", kind.kind, namespace, name)
         else:
             phase = outcome(kind, attached.obj).phase
-            self.log.info("re-attached to %s %s/%s made earlier by this DAG run (phase %s)", kind.kind, namespace, name, phase)
+            self.log.info(
+                "re-attached to %s %s/%s made earlier by this DAG run (phase %s)",
+                kind.kind,
+                namespace,
+                name,
+                phase,
+            )
         return {"namespace": namespace, "name": name, "created": attached.created}
 
     def on_kill(self) -> None:
@@ -127,7 +135,9 @@ class StreamLakeResourceSensor(_StreamLakeTask, BaseSensorOperator):
         except ResourceError as e:
             raise AirflowException(str(e)) from e
         if obj is None:
-            raise AirflowFailException(f"{kind.kind} {namespace}/{name} is gone: it was deleted before it finished")
+            raise AirflowFailException(
+                f"{kind.kind} {namespace}/{name} is gone: it was deleted before it finished"
+            )
         return kind, obj
 
     def execute(self, context: Context) -> Any:
@@ -161,7 +171,9 @@ class StreamLakeResourceSensor(_StreamLakeTask, BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, str]:
         kind, namespace, name = self._target(context)
         if event.get("state") == "gone":
-            raise AirflowFailException(f"{kind.kind} {namespace}/{name} is gone: it was deleted before it finished")
+            raise AirflowFailException(
+                f"{kind.kind} {namespace}/{name} is gone: it was deleted before it finished"
+            )
         if event.get("state") != "terminal":
             raise AirflowException(f"lost track of {kind.kind} {namespace}/{name}: {event.get('message')}")
         return self._finish(kind, event["object"])
@@ -170,7 +182,13 @@ class StreamLakeResourceSensor(_StreamLakeTask, BaseSensorOperator):
         result = outcome(kind, obj)
         if result.phase != self._last_phase:
             progress = (obj.get("status") or {}).get("progress")
-            self.log.info("%s phase %s%s: %s", kind.kind, result.phase or "(not reconciled yet)", f" ({progress})" if progress else "", result.message or "-")
+            self.log.info(
+                "%s phase %s%s: %s",
+                kind.kind,
+                result.phase or "(not reconciled yet)",
+                f" ({progress})" if progress else "",
+                result.message or "-",
+            )
             self._last_phase = result.phase
 
     def _finish(self, kind: ResourceKind, obj: dict[str, Any]) -> dict[str, str]:

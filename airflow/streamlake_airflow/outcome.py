@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from streamlake_airflow.kinds import ResourceKind
@@ -110,7 +110,7 @@ def execution_seconds(obj: Mapping[str, Any], now: datetime | None = None) -> fl
     """startedAt (else creation) to completedAt (else now): how long the resource has been at work."""
     status = obj.get("status") or {}
     begin = _time(status.get("startedAt")) or _time((obj.get("metadata") or {}).get("creationTimestamp"))
-    end = _time(status.get("completedAt")) or now or datetime.now(timezone.utc)
+    end = _time(status.get("completedAt")) or now or datetime.now(UTC)
     if begin is None:
         return None
     return max(0.0, (end - begin).total_seconds())
@@ -120,9 +120,14 @@ def details(kind: ResourceKind, status: Mapping[str, Any]) -> list[str]:
     """Kind-specific results worth a log line each."""
     lines: list[str] = []
     if status.get("recordsTotal") is not None or status.get("recordsReplayed") is not None:
-        lines.append(f"records replayed {status.get('recordsReplayed', 0)} of {status.get('recordsTotal', '?')}")
+        lines.append(
+            f"records replayed {status.get('recordsReplayed', 0)} of {status.get('recordsTotal', '?')}"
+        )
     if status.get("recordsWritten") is not None or status.get("filesWritten") is not None:
-        lines.append(f"records written {status.get('recordsWritten', 0)}, files written {status.get('filesWritten', 0)}")
+        lines.append(
+            f"records written {status.get('recordsWritten', 0)}, "
+            f"files written {status.get('filesWritten', 0)}"
+        )
     if status.get("jobName"):
         lines.append(f"job {status['jobName']}")
     for error_type, count in sorted((status.get("byErrorType") or {}).items()):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from airflow.sdk import Param
@@ -45,14 +45,28 @@ def namespace_param() -> Param:
 
 def dataset_param(*, required: bool = True, description: str = "Dataset name, e.g. `orders`.") -> Param:
     if required:
-        return Param(type="string", pattern=DATASET_PATTERN, maxLength=63, title="Dataset", description=description)
+        return Param(
+            type="string", pattern=DATASET_PATTERN, maxLength=63, title="Dataset", description=description
+        )
     return Param(
-        None, type=["null", "string"], pattern=DATASET_PATTERN, maxLength=63, title="Dataset", description=description
+        None,
+        type=["null", "string"],
+        pattern=DATASET_PATTERN,
+        maxLength=63,
+        title="Dataset",
+        description=description,
     )
 
 
 def topic_param(description: str) -> Param:
-    return Param(None, type=["null", "string"], pattern=TOPIC_PATTERN, maxLength=249, title="Topic", description=description)
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=TOPIC_PATTERN,
+        maxLength=249,
+        title="Topic",
+        description=description,
+    )
 
 
 def offset_param(title: str, description: str) -> Param:
@@ -79,9 +93,18 @@ def partitions_param() -> Param:
 
 
 def integer_param(
-    default: int | None, title: str, description: str, *, minimum: int, maximum: int | None = None, nullable: bool = False
+    default: int | None,
+    title: str,
+    description: str,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    nullable: bool = False,
 ) -> Param:
-    schema: dict[str, Any] = {"type": ["null", "integer"] if nullable or default is None else "integer", "minimum": minimum}
+    schema: dict[str, Any] = {
+        "type": ["null", "integer"] if nullable or default is None else "integer",
+        "minimum": minimum,
+    }
     if maximum is not None:
         schema["maximum"] = maximum
     return Param(default, title=title, description=description, **schema)
@@ -93,16 +116,26 @@ def boolean_param(default: bool, title: str, description: str) -> Param:
 
 def choice_param(default: str | None, values: list[str], title: str, description: str) -> Param:
     if default is None:
-        return Param(None, type=["null", "string"], enum=[None, *values], title=title, description=description)
+        return Param(
+            None, type=["null", "string"], enum=[None, *values], title=title, description=description
+        )
     return Param(default, type="string", enum=values, title=title, description=description)
 
 
 def duration_param(title: str, description: str) -> Param:
-    return Param(None, type=["null", "string"], pattern=DURATION_PATTERN, title=title, description=description)
+    return Param(
+        None, type=["null", "string"], pattern=DURATION_PATTERN, title=title, description=description
+    )
 
 
 def strings_param(title: str, description: str) -> Param:
-    return Param(None, type=["null", "array"], items={"type": "string", "minLength": 1}, title=title, description=description)
+    return Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string", "minLength": 1},
+        title=title,
+        description=description,
+    )
 
 
 # --- Checker: reads params strictly and collects problems --------------------------------------------
@@ -133,7 +166,9 @@ class Checker:
             if required:
                 self.problem(f"{key} is required (a dataset name such as `orders`)")
             return None
-        return self._matching(key, value, DATASET_PATTERN, 63, "lowercase letters, digits, '_' and '-', starting with a letter")
+        return self._matching(
+            key, value, DATASET_PATTERN, 63, "lowercase letters, digits, '_' and '-', starting with a letter"
+        )
 
     def topic(self, key: str = "topic") -> str | None:
         value = self._raw(key)
@@ -213,7 +248,7 @@ class Checker:
         if parsed.tzinfo is None:
             self.problem(f"{key} needs a time zone (e.g. 2026-01-15T00:00:00Z), got {value!r}")
             return None
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
 
     def date(self, key: str) -> date | None:
         value = self._raw(key)
@@ -237,7 +272,9 @@ class Checker:
             or not value
             or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in value)
         ):
-            self.problem(f"{key} must be a non-empty list of partition numbers (whole numbers >= 0), got {value!r}")
+            self.problem(
+                f"{key} must be a non-empty list of partition numbers (whole numbers >= 0), got {value!r}"
+            )
             return None
         if len(set(value)) != len(value):
             self.problem(f"{key} lists a partition twice: {value!r}")
@@ -271,5 +308,5 @@ def unknown_keys(conf: Mapping[str, Any], declared: Iterable[str]) -> list[str]:
 
 def rfc3339(moment: datetime) -> str:
     """UTC with a `Z`, as the CRDs' date-time fields and `kubectl` show it."""
-    text = moment.astimezone(timezone.utc).isoformat()
+    text = moment.astimezone(UTC).isoformat()
     return text.replace("+00:00", "Z")

@@ -37,7 +37,9 @@ def api_message(error: ApiException) -> str:
 def is_subset(wanted: Any, actual: Any) -> bool:
     """True if `actual` holds everything in `wanted`; extra fields are the API server's defaults."""
     if isinstance(wanted, Mapping):
-        return isinstance(actual, Mapping) and all(k in actual and is_subset(v, actual[k]) for k, v in wanted.items())
+        return isinstance(actual, Mapping) and all(
+            k in actual and is_subset(v, actual[k]) for k, v in wanted.items()
+        )
     if isinstance(wanted, list):
         return isinstance(actual, list) and len(wanted) == len(actual) and all(map(is_subset, wanted, actual))
     return wanted == actual
@@ -48,7 +50,12 @@ class StreamLakeResources:
         self.hook = hook
 
     def manifest(
-        self, kind: ResourceKind, name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]
+        self,
+        kind: ResourceKind,
+        name: str,
+        spec: dict[str, Any],
+        labels: dict[str, str],
+        annotations: dict[str, str],
     ) -> dict[str, Any]:
         return {
             "apiVersion": API_VERSION,
@@ -69,12 +76,16 @@ class StreamLakeResources:
                 ) from e
         existing = self.get(kind, namespace, name)
         if existing is None:
-            raise ResourceError(f"{kind.kind} {namespace}/{name} already existed but vanished; retry the task")
+            raise ResourceError(
+                f"{kind.kind} {namespace}/{name} already existed but vanished; retry the task"
+            )
         self._check_adoptable(kind, namespace, manifest, existing)
         return Attached(obj=existing, created=False)
 
     @staticmethod
-    def _check_adoptable(kind: ResourceKind, namespace: str, manifest: dict[str, Any], existing: dict[str, Any]) -> None:
+    def _check_adoptable(
+        kind: ResourceKind, namespace: str, manifest: dict[str, Any], existing: dict[str, Any]
+    ) -> None:
         name = manifest["metadata"]["name"]
         wanted_run = manifest["metadata"]["annotations"].get(RUN_ANNOTATION)
         found_run = ((existing.get("metadata") or {}).get("annotations") or {}).get(RUN_ANNOTATION)
@@ -87,7 +98,8 @@ class StreamLakeResources:
             raise ResourceError(
                 f"{kind.kind} {namespace}/{name} from this DAG run exists with a different spec "
                 f"({json.dumps(existing.get('spec'), sort_keys=True)}; this run asks for "
-                f"{json.dumps(manifest['spec'], sort_keys=True)}); specs are immutable: delete it or trigger a new run"
+                f"{json.dumps(manifest['spec'], sort_keys=True)}); "
+                "specs are immutable: delete it or trigger a new run"
             )
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:

@@ -17,17 +17,39 @@ from streamlake_airflow.params import Checker, rfc3339
 
 def replay_params() -> dict[str, Param]:
     return {
-        "dataset": p.dataset_param(description="Dataset to replay: names its raw topic, consumer group and Deployment."),
+        "dataset": p.dataset_param(
+            description="Dataset to replay: names its raw topic, consumer group and Deployment."
+        ),
         "topic": p.topic_param("Topic to replay instead of `streamlake.<dataset>.raw`."),
-        "position": p.choice_param(None, ["earliest", "latest"], "Start position", "Restart every partition at its first (`earliest`) or next (`latest`) offset."),
-        "start_timestamp": p.timestamp_param("Start timestamp", "Restart at the first record at or after this time (RFC 3339, with a zone)."),
+        "position": p.choice_param(
+            None,
+            ["earliest", "latest"],
+            "Start position",
+            "Restart every partition at its first (`earliest`) or next (`latest`) offset.",
+        ),
+        "start_timestamp": p.timestamp_param(
+            "Start timestamp", "Restart at the first record at or after this time (RFC 3339, with a zone)."
+        ),
         "start_offset": p.offset_param("Start offset", "Restart the listed `partitions` at this offset."),
-        "shift_by": p.integer_param(None, "Shift by", "Move each committed offset by N (negative re-reads the last N records).", minimum=-(2**62)),
-        "end_timestamp": p.timestamp_param("End timestamp", "Complete once every record before this time is re-read."),
-        "end_offset": p.offset_param("End offset", "Complete once the listed `partitions` reach this offset."),
+        "shift_by": p.integer_param(
+            None,
+            "Shift by",
+            "Move each committed offset by N (negative re-reads the last N records).",
+            minimum=-(2**62),
+        ),
+        "end_timestamp": p.timestamp_param(
+            "End timestamp", "Complete once every record before this time is re-read."
+        ),
+        "end_offset": p.offset_param(
+            "End offset", "Complete once the listed `partitions` reach this offset."
+        ),
         "partitions": p.partitions_param(),
-        "dry_run": p.boolean_param(False, "Dry run", "Compute the offset plan into the status and change nothing."),
-        "group_empty_timeout": p.duration_param("Group-empty timeout", "How long to wait for the consumer group to empty (operator default 5m)."),
+        "dry_run": p.boolean_param(
+            False, "Dry run", "Compute the offset plan into the status and change nothing."
+        ),
+        "group_empty_timeout": p.duration_param(
+            "Group-empty timeout", "How long to wait for the consumer group to empty (operator default 5m)."
+        ),
     }
 
 
@@ -95,12 +117,21 @@ def backfill_params() -> dict[str, Param]:
         "topic": p.topic_param("Topic to read instead of `streamlake.<dataset>.raw`."),
         "start_date": p.date_param("Start date", "First UTC day (by Kafka record timestamp), inclusive."),
         "end_date": p.date_param("End date", "Last UTC day, inclusive."),
-        "start_timestamp": p.timestamp_param("Start timestamp", "Records at or after this time (RFC 3339, with a zone)."),
+        "start_timestamp": p.timestamp_param(
+            "Start timestamp", "Records at or after this time (RFC 3339, with a zone)."
+        ),
         "end_timestamp": p.timestamp_param("End timestamp", "...and before this time."),
         "start_offset": p.offset_param("Start offset", "First offset of the listed `partitions`."),
-        "end_offset": p.offset_param("End offset", "Offset after the last record (the range is [start, end))."),
+        "end_offset": p.offset_param(
+            "End offset", "Offset after the last record (the range is [start, end))."
+        ),
         "partitions": p.partitions_param(),
-        "mode": p.choice_param("Isolated", ["Isolated", "Replay"], "Mode", "`Isolated` runs a bounded consumer Job; `Replay` resets the live group."),
+        "mode": p.choice_param(
+            "Isolated",
+            ["Isolated", "Replay"],
+            "Mode",
+            "`Isolated` runs a bounded consumer Job; `Replay` resets the live group.",
+        ),
     }
 
 
@@ -157,15 +188,29 @@ def backfill_spec(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def dlq_inspection_params() -> dict[str, Param]:
     return {
-        "dataset": p.dataset_param(required=False, description="Dataset whose DLQ (`streamlake.<dataset>.dlq`) is read."),
+        "dataset": p.dataset_param(
+            required=False, description="Dataset whose DLQ (`streamlake.<dataset>.dlq`) is read."
+        ),
         "topic": p.topic_param("A DLQ topic named directly, instead of a dataset."),
-        "start_timestamp": p.timestamp_param("Since", "Records that failed at or after this time (RFC 3339, with a zone)."),
+        "start_timestamp": p.timestamp_param(
+            "Since", "Records that failed at or after this time (RFC 3339, with a zone)."
+        ),
         "end_timestamp": p.timestamp_param("Until", "...and before this time (default: now)."),
-        "last_records": p.integer_param(None, "Last records", "Or the last N records of the topic.", minimum=1),
-        "max_records": p.integer_param(10000, "Max records", "Upper bound on records read.", minimum=1, maximum=1_000_000),
-        "sample_size": p.integer_param(5, "Sample size", "Records kept as samples in the status.", minimum=0, maximum=100),
-        "redrive": p.boolean_param(False, "Redrive", "Re-produce the selected records to the raw topic (after a fix)."),
-        "redrive_error_types": p.strings_param("Redrive error types", "Only redrive records with these `error.type` values."),
+        "last_records": p.integer_param(
+            None, "Last records", "Or the last N records of the topic.", minimum=1
+        ),
+        "max_records": p.integer_param(
+            10000, "Max records", "Upper bound on records read.", minimum=1, maximum=1_000_000
+        ),
+        "sample_size": p.integer_param(
+            5, "Sample size", "Records kept as samples in the status.", minimum=0, maximum=100
+        ),
+        "redrive": p.boolean_param(
+            False, "Redrive", "Re-produce the selected records to the raw topic (after a fix)."
+        ),
+        "redrive_error_types": p.strings_param(
+            "Redrive error types", "Only redrive records with these `error.type` values."
+        ),
     }
 
 
@@ -218,12 +263,32 @@ def dq_check_params() -> dict[str, Param]:
         "start_date": p.date_param("Start date", "Or the first day of a range, inclusive."),
         "end_date": p.date_param("End date", "Last day of the range, inclusive."),
         "files_exist": p.boolean_param(True, "Files exist", "Every day in the range has data files."),
-        "min_row_count": p.integer_param(1, "Minimum rows", "At least this many rows in the range (null: no check).", minimum=1, nullable=True),
-        "metadata_consistent": p.boolean_param(True, "Metadata consistent", "`_metadata.json` is present and agrees with the files."),
-        "no_empty_partitions": p.boolean_param(True, "No empty partitions", "No day in the range is unexpectedly empty."),
-        "offset_continuity": p.boolean_param(True, "Offset continuity", "File offset ranges have no gaps or overlaps."),
-        "freshness_max_age": p.duration_param("Freshness", "The newest record is no older than this, e.g. `2h`."),
-        "contract_sample_size": p.integer_param(None, "Contract sample", "Validate this many rows against the contract.", minimum=1, maximum=100_000),
+        "min_row_count": p.integer_param(
+            1,
+            "Minimum rows",
+            "At least this many rows in the range (null: no check).",
+            minimum=1,
+            nullable=True,
+        ),
+        "metadata_consistent": p.boolean_param(
+            True, "Metadata consistent", "`_metadata.json` is present and agrees with the files."
+        ),
+        "no_empty_partitions": p.boolean_param(
+            True, "No empty partitions", "No day in the range is unexpectedly empty."
+        ),
+        "offset_continuity": p.boolean_param(
+            True, "Offset continuity", "File offset ranges have no gaps or overlaps."
+        ),
+        "freshness_max_age": p.duration_param(
+            "Freshness", "The newest record is no older than this, e.g. `2h`."
+        ),
+        "contract_sample_size": p.integer_param(
+            None,
+            "Contract sample",
+            "Validate this many rows against the contract.",
+            minimum=1,
+            maximum=100_000,
+        ),
     }
 
 
@@ -232,12 +297,18 @@ def dq_check_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     dataset = c.dataset()
     day = c.date("date")
     start_date, end_date = c.date("start_date"), c.date("end_date")
-    flags = {name: c.boolean(name) for name in ("files_exist", "metadata_consistent", "no_empty_partitions", "offset_continuity")}
+    flags = {
+        name: c.boolean(name)
+        for name in ("files_exist", "metadata_consistent", "no_empty_partitions", "offset_continuity")
+    }
     min_rows = c.integer("min_row_count", minimum=1)
     max_age = c.duration("freshness_max_age")
     sample = c.integer("contract_sample_size", minimum=1, maximum=100_000)
 
-    which = c.exactly_one("day", {"date": day is not None, "start_date/end_date": start_date is not None or end_date is not None})
+    which = c.exactly_one(
+        "day",
+        {"date": day is not None, "start_date/end_date": start_date is not None or end_date is not None},
+    )
     if (start_date is None) != (end_date is None):
         c.problem("start_date and end_date go together")
     elif start_date is not None and end_date < start_date:
@@ -246,7 +317,12 @@ def dq_check_spec(params: Mapping[str, Any]) -> dict[str, Any]:
         c.problem("select at least one check")
     c.done()
 
-    names = {"files_exist": "filesExist", "metadata_consistent": "metadataConsistent", "no_empty_partitions": "noEmptyPartitions", "offset_continuity": "offsetContinuity"}
+    names = {
+        "files_exist": "filesExist",
+        "metadata_consistent": "metadataConsistent",
+        "no_empty_partitions": "noEmptyPartitions",
+        "offset_continuity": "offsetContinuity",
+    }
     checks: dict[str, Any] = {names[k]: True for k, on in flags.items() if on}
     if min_rows is not None:
         checks["minRowCount"] = min_rows

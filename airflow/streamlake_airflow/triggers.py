@@ -75,13 +75,22 @@ class StreamLakePhaseTrigger(BaseTrigger):
                     yield TriggerEvent({"state": "gone"})
                     return
                 failures += 1
-                self.log.warning("reading %s %s/%s failed (%d): %s", self.kind, self.namespace, self.name, failures, api_message(e))
+                self.log.warning(
+                    "reading %s %s/%s failed (%d): %s",
+                    self.kind,
+                    self.namespace,
+                    self.name,
+                    failures,
+                    api_message(e),
+                )
                 if failures >= MAX_READ_FAILURES:
                     yield TriggerEvent({"state": "error", "message": api_message(e)})
                     return
-            except (OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError) as e:
                 failures += 1
-                self.log.warning("reading %s %s/%s failed (%d): %s", self.kind, self.namespace, self.name, failures, e)
+                self.log.warning(
+                    "reading %s %s/%s failed (%d): %s", self.kind, self.namespace, self.name, failures, e
+                )
                 if failures >= MAX_READ_FAILURES:
                     yield TriggerEvent({"state": "error", "message": str(e)})
                     return
@@ -89,7 +98,14 @@ class StreamLakePhaseTrigger(BaseTrigger):
                 failures = 0
                 result = outcome(kind, obj)
                 if result.phase != last_phase:
-                    self.log.info("%s %s/%s phase %s: %s", self.kind, self.namespace, self.name, result.phase, result.message)
+                    self.log.info(
+                        "%s %s/%s phase %s: %s",
+                        self.kind,
+                        self.namespace,
+                        self.name,
+                        result.phase,
+                        result.message,
+                    )
                     last_phase = result.phase
                 if result.terminal:
                     yield TriggerEvent({"state": "terminal", "object": obj})
@@ -110,4 +126,10 @@ class StreamLakePhaseTrigger(BaseTrigger):
             self.log.info("task killed: deleted %s %s/%s", self.kind, self.namespace, self.name)
         except ApiException as e:
             if e.status != 404:
-                self.log.warning("task killed, but deleting %s %s/%s failed: %s", self.kind, self.namespace, self.name, api_message(e))
+                self.log.warning(
+                    "task killed, but deleting %s %s/%s failed: %s",
+                    self.kind,
+                    self.namespace,
+                    self.name,
+                    api_message(e),
+                )

@@ -10,7 +10,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from e2e_env import create_sleeper_deployment, load_dag, run_dag, unique_dataset
+from dag_runs import load_dag, run_dag
+from e2e_env import create_sleeper_deployment, unique_dataset
 from streamlake_airflow.kinds import REPLAY
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,9 @@ def scheduler_kubeconfig(kube, namespace, tmp_path_factory) -> Path:
             for subject in doc["subjects"]:
                 subject["namespace"] = namespace
             rbac.create_namespaced_role_binding(namespace, doc)
-    token = core.create_namespaced_service_account_token("airflow-scheduler", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    token = core.create_namespaced_service_account_token(
+        "airflow-scheduler", namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
     host = kube.configuration.host
     ca = kube.configuration.ssl_ca_cert
     kubeconfig = {
@@ -40,7 +43,12 @@ def scheduler_kubeconfig(kube, namespace, tmp_path_factory) -> Path:
         "kind": "Config",
         "clusters": [{"name": "local", "cluster": {"server": host, "certificate-authority": ca}}],
         "users": [{"name": "airflow-scheduler", "user": {"token": token}}],
-        "contexts": [{"name": "airflow", "context": {"cluster": "local", "user": "airflow-scheduler", "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": "airflow",
+                "context": {"cluster": "local", "user": "airflow-scheduler", "namespace": namespace},
+            }
+        ],
         "current-context": "airflow",
     }
     path = tmp_path_factory.mktemp("rbac") / "scheduler.kubeconfig"
@@ -48,14 +56,28 @@ def scheduler_kubeconfig(kube, namespace, tmp_path_factory) -> Path:
     return path
 
 
-def test_a_dag_run_needs_only_the_shipped_role(kube, capfd, namespace, kafka, operator, scheduler_kubeconfig, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(scheduler_kubeconfig)}}))
+def test_a_dag_run_needs_only_the_shipped_role(
+    kube, capfd, namespace, kafka, operator, scheduler_kubeconfig, monkeypatch
+):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(scheduler_kubeconfig)}}),
+    )
     dataset = unique_dataset("rbac")
     kafka.create_topic(f"streamlake.{dataset}.raw", partitions=1)
     create_sleeper_deployment(kube, namespace, dataset, replicas=0)
-    result = run_dag(kube, capfd, REPLAY, load_dag("streamlake_replay"), namespace, {"dataset": dataset, "position": "earliest", "dry_run": True})
+    result = run_dag(
+        kube,
+        capfd,
+        REPLAY,
+        load_dag("streamlake_replay"),
+        namespace,
+        {"dataset": dataset, "position": "earliest", "dry_run": True},
+    )
 
-    assert result.task_states == {"create_replay": "success", "wait_for_replay": "success"}, result.output[-3000:]
+    assert result.task_states == {"create_replay": "success", "wait_for_replay": "success"}, result.output[
+        -3000:
+    ]
     assert result.resource["status"]["phase"] == "Succeeded"
 
 
@@ -67,7 +89,9 @@ def test_the_role_grants_nothing_else(namespace, scheduler_kubeconfig):
         client.CoreV1Api(api).list_namespaced_secret(namespace)
     assert secrets.value.status == 403
     with pytest.raises(ApiException) as elsewhere:
-        client.CustomObjectsApi(api).list_namespaced_custom_object("streamlake.io", "v1alpha1", "default", "replays")
+        client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "streamlake.io", "v1alpha1", "default", "replays"
+        )
     assert elsewhere.value.status == 403
     with pytest.raises(ApiException) as status_write:
         client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
@@ -76,12 +100,27 @@ def test_the_role_grants_nothing_else(namespace, scheduler_kubeconfig):
     assert status_write.value.status == 403
 
 
-def test_a_dag_run_outside_the_bound_namespace_is_refused_clearly(kube, capfd, namespace, operator, scheduler_kubeconfig, monkeypatch):
+def test_a_dag_run_outside_the_bound_namespace_is_refused_clearly(
+    kube, capfd, namespace, operator, scheduler_kubeconfig, monkeypatch
+):
     """Also proves the runs above really authenticated as the ServiceAccount, not as the admin."""
-    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(scheduler_kubeconfig)}}))
-    result = run_dag(kube, capfd, REPLAY, load_dag("streamlake_replay"), "default", {"dataset": "orders", "position": "earliest", "dry_run": True})
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(scheduler_kubeconfig)}}),
+    )
+    result = run_dag(
+        kube,
+        capfd,
+        REPLAY,
+        load_dag("streamlake_replay"),
+        "default",
+        {"dataset": "orders", "position": "earliest", "dry_run": True},
+    )
 
     assert result.task_states["create_replay"] == "failed"
     assert "the API server refused Replay default/" in result.output
-    assert f"system:serviceaccount:{namespace}:airflow-scheduler" in result.output and "forbidden" in result.output
+    assert (
+        f"system:serviceaccount:{namespace}:airflow-scheduler" in result.output
+        and "forbidden" in result.output
+    )
     assert result.resource is None

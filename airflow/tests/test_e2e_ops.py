@@ -3,11 +3,12 @@ reconciles a kind (issue 6), its tests fail with "operator does not reconcile <K
 resource they created went without a status for RECONCILE_GRACE_SECONDS."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from e2e_env import create_consumer_deployment, load_dag, run_dag, unique_dataset, wait_for
+from dag_runs import load_dag, run_dag
+from e2e_env import create_consumer_deployment, unique_dataset, wait_for
 from streamlake_airflow.kinds import BACKFILL, DLQ_INSPECTION, DQ_CHECK
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,9 @@ def test_backfill_of_an_offset_range_succeeds(kube, capfd, kafka, raw_zone, name
     conf = {"dataset": dataset, "start_offset": 0, "end_offset": 3, "partitions": [0]}
     result = run_dag(kube, capfd, BACKFILL, load_dag("streamlake_backfill"), namespace, conf)
 
-    assert result.task_states == {"create_backfill": "success", "wait_for_backfill": "success"}, result.resource
+    assert result.task_states == {"create_backfill": "success", "wait_for_backfill": "success"}, (
+        result.resource
+    )
     assert result.resource["spec"]["offsets"] == [{"partition": 0, "start": 0, "end": 3}]
     assert result.resource["status"]["phase"] == "Succeeded"
     assert "offsets='p0 0..3'" in result.output and "outcome=success" in result.output
@@ -54,7 +57,7 @@ def dlq_headers(error_type: str, stage: str) -> dict[str, str]:
         "error.type": error_type,
         "error.message": f"test record rejected as {error_type}",
         "source.topic": "streamlake.x.raw",
-        "failed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
 
 
@@ -62,11 +65,24 @@ def test_dlq_inspection_counts_error_types(kube, capfd, kafka, namespace, operat
     dataset = unique_dataset("dlq")
     topic = f"streamlake.{dataset}.dlq"
     kafka.create_topic(topic, partitions=1)
-    headers = [dlq_headers("schema_violation", "api"), dlq_headers("schema_violation", "api"), dlq_headers("invalid_json", "consumer")]
+    headers = [
+        dlq_headers("schema_violation", "api"),
+        dlq_headers("schema_violation", "api"),
+        dlq_headers("invalid_json", "consumer"),
+    ]
     kafka.produce(topic, ['{"bad": 1}', '{"bad": 2}', "not json"], headers=headers)
-    result = run_dag(kube, capfd, DLQ_INSPECTION, load_dag("streamlake_dlq_inspection"), namespace, {"dataset": dataset, "last_records": 3})
+    result = run_dag(
+        kube,
+        capfd,
+        DLQ_INSPECTION,
+        load_dag("streamlake_dlq_inspection"),
+        namespace,
+        {"dataset": dataset, "last_records": 3},
+    )
 
-    assert result.task_states == {"create_dlq_inspection": "success", "wait_for_dlq_inspection": "success"}, result.resource
+    assert result.task_states == {"create_dlq_inspection": "success", "wait_for_dlq_inspection": "success"}, (
+        result.resource
+    )
     status = result.resource["status"]
     assert status["byErrorType"] == {"schema_violation": 2, "invalid_json": 1}
     assert status["byErrorStage"] == {"api": 2, "consumer": 1}
@@ -91,21 +107,39 @@ def landed_dataset(kube, kafka, raw_zone, namespace, operator) -> tuple[str, str
     raw_zone.add_contract(dataset)
     topic = f"streamlake.{dataset}.raw"
     kafka.create_topic(topic, partitions=1)
-    day = datetime.now(timezone.utc).date().isoformat()
+    day = datetime.now(UTC).date().isoformat()
     kafka.produce_orders(topic, 5)
     create_consumer_deployment(kube, namespace, dataset, raw_zone)
-    wait_for(f"the consumer to commit all 5 records of {topic}", 120, lambda: kafka.committed(f"streamlake-{dataset}-sink") == {0: 5})
+    wait_for(
+        f"the consumer to commit all 5 records of {topic}",
+        120,
+        lambda: kafka.committed(f"streamlake-{dataset}-sink") == {0: 5},
+    )
     return dataset, day
 
 
 def test_dq_check_of_a_landed_day_passes(kube, capfd, namespace, landed_dataset):
     dataset, day = landed_dataset
-    result = run_dag(kube, capfd, DQ_CHECK, load_dag("streamlake_data_quality"), namespace, {"dataset": dataset, "date": day})
+    result = run_dag(
+        kube,
+        capfd,
+        DQ_CHECK,
+        load_dag("streamlake_data_quality"),
+        namespace,
+        {"dataset": dataset, "date": day},
+    )
 
-    assert result.task_states == {"create_dq_check": "success", "wait_for_dq_check": "success"}, result.resource
+    assert result.task_states == {"create_dq_check": "success", "wait_for_dq_check": "success"}, (
+        result.resource
+    )
     status = result.resource["status"]
     assert status["phase"] == "Passed"
-    assert {c["name"] for c in status["checks"]} >= {"filesExist", "minRowCount", "metadataConsistent", "offsetContinuity"}
+    assert {c["name"] for c in status["checks"]} >= {
+        "filesExist",
+        "minRowCount",
+        "metadataConsistent",
+        "offsetContinuity",
+    }
     assert all(c["passed"] for c in status["checks"])
     assert "outcome=success" in result.output and f"offsets='day {day}'" in result.output
 
@@ -129,4 +163,6 @@ def test_dq_check_of_an_empty_day_fails_with_its_message(kube, capfd, kafka, nam
 
     assert_failed_with_resource_message(result, "create_dq_check", "wait_for_dq_check")
     assert result.resource["status"]["phase"] == "Failed"
-    assert any(not c["passed"] for c in result.resource["status"].get("checks", [])), result.resource["status"]
+    assert any(not c["passed"] for c in result.resource["status"].get("checks", [])), result.resource[
+        "status"
+    ]

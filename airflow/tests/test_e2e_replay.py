@@ -4,7 +4,8 @@ operator reconciles it against the real broker, and the tasks end as it does. On
 
 import pytest
 
-from e2e_env import create_sleeper_deployment, deployment_replicas, list_resources, load_dag, reschedules, run_dag, run_dag_cli, unique_dataset
+from dag_runs import load_dag, reschedules, run_dag, run_dag_cli
+from e2e_env import create_sleeper_deployment, deployment_replicas, list_resources, unique_dataset
 from streamlake_airflow.kinds import REPLAY
 from streamlake_airflow.naming import RUN_ANNOTATION, resource_name
 
@@ -23,7 +24,9 @@ def dataset(kube, kafka, namespace, operator) -> str:
 
 def test_cli_dry_run_succeeds_with_the_plan(kube, namespace, dataset):
     create_sleeper_deployment(kube, namespace, dataset, replicas=0)
-    result = run_dag_cli(kube, REPLAY, DAG, namespace, {"dataset": dataset, "position": "earliest", "dry_run": True})
+    result = run_dag_cli(
+        kube, REPLAY, DAG, namespace, {"dataset": dataset, "position": "earliest", "dry_run": True}
+    )
 
     assert result.returncode == 0, result.output[-3000:]
     assert result.task_states == {"create_replay": "success", "wait_for_replay": "success"}
@@ -34,7 +37,7 @@ def test_cli_dry_run_succeeds_with_the_plan(kube, namespace, dataset):
     status = replay["status"]
     assert status["phase"] == "Succeeded" and status["recordsTotal"] >= 1
     # The outcome line: dataset, topic, the resolved offset range, execution time, outcome.
-    line = next(l for l in result.output.splitlines() if "StreamLake resource=" in l and "outcome=" in l)
+    line = next(x for x in result.output.splitlines() if "StreamLake resource=" in x and "outcome=" in x)
     assert f"dataset={dataset}" in line and f"topic=streamlake.{dataset}.raw" in line
     plan = ", ".join(f"p{p['partition']} {p['newOffset']}..{p['endOffset']}" for p in status["plan"])
     assert f"offsets='{plan}'" in line
@@ -45,7 +48,9 @@ def test_replay_scales_down_resets_and_restores(kube, capfd, namespace, dataset)
     """A real (not dry) replay from `latest`: nothing to re-read, but the consumers really go to 0 and
     back, and the wait outlives the first poll (deferred to the trigger)."""
     deployment = create_sleeper_deployment(kube, namespace, dataset, replicas=1)
-    result = run_dag(kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": dataset, "position": "latest"})
+    result = run_dag(
+        kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": dataset, "position": "latest"}
+    )
 
     assert result.task_states == {"create_replay": "success", "wait_for_replay": "success"}
     status = result.resource["status"]
@@ -75,18 +80,29 @@ def test_failed_replay_fails_the_task_with_its_message(kube, capfd, namespace, o
     """No consumer Deployment for the dataset: the operator fails the Replay, the wait task fails with
     the Replay's own status.message, and the create task (which did its job) succeeded."""
     dataset = unique_dataset("nodeploy")
-    result = run_dag(kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": dataset, "position": "earliest"})
+    result = run_dag(
+        kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": dataset, "position": "earliest"}
+    )
 
     assert result.task_states == {"create_replay": "success", "wait_for_replay": "failed"}
     status = result.resource["status"]
     assert status["phase"] == "Failed" and status["reason"] == "ConsumerDeploymentNotFound"
-    assert f"AirflowFailException: Replay {namespace}/{result.resource['metadata']['name']} Failed (ConsumerDeploymentNotFound): {status['message']}" in result.output
+    name = result.resource["metadata"]["name"]
+    expected = f"Replay {namespace}/{name} Failed (ConsumerDeploymentNotFound): {status['message']}"
+    assert f"AirflowFailException: {expected}" in result.output
     assert "outcome=failure" in result.output
 
 
 def test_invalid_params_fail_before_anything_is_created(kube, capfd, namespace, operator):
     before = len(list_resources(kube, REPLAY, namespace))
-    result = run_dag(kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": "orders", "start_offset": 10, "end_offset": 5, "partitions": [0]})
+    result = run_dag(
+        kube,
+        capfd,
+        REPLAY,
+        load_dag(DAG),
+        namespace,
+        {"dataset": "orders", "start_offset": 10, "end_offset": 5, "partitions": [0]},
+    )
 
     assert result.task_states["create_replay"] == "failed"
     assert result.task_states.get("wait_for_replay") in ("upstream_failed", None)
@@ -95,7 +111,14 @@ def test_invalid_params_fail_before_anything_is_created(kube, capfd, namespace, 
 
 
 def test_unknown_conf_keys_are_refused(kube, capfd, namespace, operator):
-    result = run_dag(kube, capfd, REPLAY, load_dag(DAG), namespace, {"dataset": "orders", "position": "earliest", "start_ofset": 3})
+    result = run_dag(
+        kube,
+        capfd,
+        REPLAY,
+        load_dag(DAG),
+        namespace,
+        {"dataset": "orders", "position": "earliest", "start_ofset": 3},
+    )
 
     assert result.task_states["create_replay"] == "failed"
     assert "unknown param 'start_ofset'" in result.output

@@ -40,7 +40,10 @@ def test_runs_differing_only_after_the_cut_get_different_names():
 
 def test_ownership_marks_the_exact_run():
     labels, annotations = ownership("streamlake_replay", "manual__2026-01-15T10:00:00+00:00", "create_replay")
-    assert labels == {"app.kubernetes.io/managed-by": "airflow", "streamlake.io/airflow-dag-id": "streamlake_replay"}
+    assert labels == {
+        "app.kubernetes.io/managed-by": "airflow",
+        "streamlake.io/airflow-dag-id": "streamlake_replay",
+    }
     assert annotations["streamlake.io/airflow-run"] == "streamlake_replay/manual__2026-01-15T10:00:00+00:00"
     assert annotations["streamlake.io/airflow-task"] == "create_replay"
 

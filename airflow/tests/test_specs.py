@@ -37,13 +37,22 @@ def test_replay_from_position():
 
 
 def test_replay_timestamps_are_normalised_to_utc():
-    spec = replay(dataset="orders", start_timestamp="2026-01-15T01:00:00+01:00", end_timestamp="2026-01-16T00:00:00Z")
+    spec = replay(
+        dataset="orders", start_timestamp="2026-01-15T01:00:00+01:00", end_timestamp="2026-01-16T00:00:00Z"
+    )
     assert spec["from"] == {"timestamp": "2026-01-15T00:00:00Z"}
     assert spec["to"] == {"timestamp": "2026-01-16T00:00:00Z"}
 
 
 def test_replay_offsets_apply_to_each_listed_partition():
-    spec = replay(dataset="orders", start_offset=10, end_offset=20, partitions=[2, 0], topic="custom.topic", dry_run=True)
+    spec = replay(
+        dataset="orders",
+        start_offset=10,
+        end_offset=20,
+        partitions=[2, 0],
+        topic="custom.topic",
+        dry_run=True,
+    )
     assert spec["from"] == {"offsets": [{"partition": 0, "offset": 10}, {"partition": 2, "offset": 10}]}
     assert spec["to"] == {"offsets": [{"partition": 0, "offset": 20}, {"partition": 2, "offset": 20}]}
     assert spec["topic"] == "custom.topic"
@@ -57,7 +66,10 @@ def test_replay_shift_and_timeout():
 
 
 def test_replay_needs_exactly_one_start():
-    assert any("set exactly one start" in p and "got none" in p for p in problems(specs.replay_spec, {"dataset": "orders"}))
+    assert any(
+        "set exactly one start" in p and "got none" in p
+        for p in problems(specs.replay_spec, {"dataset": "orders"})
+    )
     found = problems(specs.replay_spec, {"dataset": "orders", "position": "earliest", "shift_by": 5})
     assert any("got position and shift_by" in p for p in found)
 
@@ -69,19 +81,47 @@ def test_replay_needs_exactly_one_start():
         ({"position": "earliest"}, "dataset is required"),
         ({"dataset": "orders", "position": "middle"}, "position must be one of earliest, latest"),
         ({"dataset": "orders", "start_offset": 5}, "need partitions"),
-        ({"dataset": "orders", "start_offset": 5, "end_offset": 5, "partitions": [0]}, "end_offset must be greater"),
+        (
+            {"dataset": "orders", "start_offset": 5, "end_offset": 5, "partitions": [0]},
+            "end_offset must be greater",
+        ),
         ({"dataset": "orders", "start_offset": -1, "partitions": [0]}, "start_offset must be at least 0"),
-        ({"dataset": "orders", "start_offset": "5", "partitions": [0]}, "start_offset must be a whole number"),
-        ({"dataset": "orders", "start_offset": True, "partitions": [0]}, "start_offset must be a whole number"),
+        (
+            {"dataset": "orders", "start_offset": "5", "partitions": [0]},
+            "start_offset must be a whole number",
+        ),
+        (
+            {"dataset": "orders", "start_offset": True, "partitions": [0]},
+            "start_offset must be a whole number",
+        ),
         ({"dataset": "orders", "position": "earliest", "partitions": [0]}, "partitions only applies"),
         ({"dataset": "orders", "start_offset": 1, "partitions": [0, 0]}, "lists a partition twice"),
         ({"dataset": "orders", "start_offset": 1, "partitions": []}, "non-empty list"),
         ({"dataset": "orders", "start_timestamp": "2026-01-15T00:00:00"}, "needs a time zone"),
         ({"dataset": "orders", "start_timestamp": "yesterday"}, "RFC 3339"),
-        ({"dataset": "orders", "start_timestamp": "2026-01-15T00:00:00Z", "end_timestamp": "2026-01-14T00:00:00Z"}, "end_timestamp must be after"),
-        ({"dataset": "orders", "position": "earliest", "end_timestamp": "2026-01-14T00:00:00Z", "end_offset": 4, "partitions": [0]}, "at most one end"),
+        (
+            {
+                "dataset": "orders",
+                "start_timestamp": "2026-01-15T00:00:00Z",
+                "end_timestamp": "2026-01-14T00:00:00Z",
+            },
+            "end_timestamp must be after",
+        ),
+        (
+            {
+                "dataset": "orders",
+                "position": "earliest",
+                "end_timestamp": "2026-01-14T00:00:00Z",
+                "end_offset": 4,
+                "partitions": [0],
+            },
+            "at most one end",
+        ),
         ({"dataset": "orders", "shift_by": 0}, "shift_by must not be 0"),
-        ({"dataset": "orders", "position": "earliest", "group_empty_timeout": "5 minutes"}, "group_empty_timeout must be a duration"),
+        (
+            {"dataset": "orders", "position": "earliest", "group_empty_timeout": "5 minutes"},
+            "group_empty_timeout must be a duration",
+        ),
         ({"dataset": "orders", "position": "latest", "topic": "bad topic!"}, "topic must be letters"),
     ],
 )
@@ -96,7 +136,9 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_empty_strings_from_the_form_count_as_unset():
-    assert replay(dataset="orders", position="latest", topic="", start_timestamp="")["from"] == {"position": "latest"}
+    assert replay(dataset="orders", position="latest", topic="", start_timestamp="")["from"] == {
+        "position": "latest"
+    }
 
 
 # --- Backfill ------------------------------------------------------------------------------------------
@@ -116,8 +158,18 @@ def test_backfill_date_range():
 
 
 def test_backfill_time_and_offset_ranges():
-    spec = backfill(dataset="orders", start_timestamp="2026-01-15T00:00:00Z", end_timestamp="2026-01-15T06:00:00Z", mode="Replay")
-    assert spec == {"dataset": "orders", "mode": "Replay", "startTime": "2026-01-15T00:00:00Z", "endTime": "2026-01-15T06:00:00Z"}
+    spec = backfill(
+        dataset="orders",
+        start_timestamp="2026-01-15T00:00:00Z",
+        end_timestamp="2026-01-15T06:00:00Z",
+        mode="Replay",
+    )
+    assert spec == {
+        "dataset": "orders",
+        "mode": "Replay",
+        "startTime": "2026-01-15T00:00:00Z",
+        "endTime": "2026-01-15T06:00:00Z",
+    }
     spec = backfill(dataset="orders", start_offset=0, end_offset=3, partitions=[1, 0])
     assert spec["offsets"] == [{"partition": 0, "start": 0, "end": 3}, {"partition": 1, "start": 0, "end": 3}]
 
@@ -127,14 +179,36 @@ def test_backfill_time_and_offset_ranges():
     [
         ({"dataset": "orders"}, "set exactly one range"),
         ({"dataset": "orders", "start_date": "2026-01-15"}, "start_date and end_date go together"),
-        ({"dataset": "orders", "start_date": "2026-01-16", "end_date": "2026-01-15"}, "end_date must not be before"),
+        (
+            {"dataset": "orders", "start_date": "2026-01-16", "end_date": "2026-01-15"},
+            "end_date must not be before",
+        ),
         ({"dataset": "orders", "start_date": "2026-02-30", "end_date": "2026-03-01"}, "not a real date"),
         ({"dataset": "orders", "start_date": "15/01/2026", "end_date": "2026-03-01"}, "YYYY-MM-DD"),
-        ({"dataset": "orders", "start_date": "2026-01-15", "end_date": "2026-01-16", "start_offset": 0, "end_offset": 1, "partitions": [0]}, "got start_date/end_date and start_offset/end_offset"),
+        (
+            {
+                "dataset": "orders",
+                "start_date": "2026-01-15",
+                "end_date": "2026-01-16",
+                "start_offset": 0,
+                "end_offset": 1,
+                "partitions": [0],
+            },
+            "got start_date/end_date and start_offset/end_offset",
+        ),
         ({"dataset": "orders", "start_offset": 0, "end_offset": 3}, "need partitions"),
-        ({"dataset": "orders", "start_offset": 3, "end_offset": 3, "partitions": [0]}, "end_offset must be greater"),
-        ({"dataset": "orders", "start_timestamp": "2026-01-15T00:00:00Z"}, "start_timestamp and end_timestamp go together"),
-        ({"dataset": "orders", "start_date": "2026-01-15", "end_date": "2026-01-15", "mode": "Streaming"}, "mode must be one of"),
+        (
+            {"dataset": "orders", "start_offset": 3, "end_offset": 3, "partitions": [0]},
+            "end_offset must be greater",
+        ),
+        (
+            {"dataset": "orders", "start_timestamp": "2026-01-15T00:00:00Z"},
+            "start_timestamp and end_timestamp go together",
+        ),
+        (
+            {"dataset": "orders", "start_date": "2026-01-15", "end_date": "2026-01-15", "mode": "Streaming"},
+            "mode must be one of",
+        ),
     ],
 )
 def test_backfill_rejects(conf, expected):
@@ -150,11 +224,22 @@ def dlq(**conf):
 
 
 def test_dlq_last_records_of_a_dataset():
-    assert dlq(dataset="orders", last_records=50) == {"dataset": "orders", "lastRecords": 50, "maxRecords": 10000, "sampleSize": 5}
+    assert dlq(dataset="orders", last_records=50) == {
+        "dataset": "orders",
+        "lastRecords": 50,
+        "maxRecords": 10000,
+        "sampleSize": 5,
+    }
 
 
 def test_dlq_time_window_of_a_topic_with_redrive():
-    spec = dlq(topic="streamlake.orders.dlq", start_timestamp="2026-01-15T00:00:00Z", end_timestamp="2026-01-15T12:00:00Z", redrive=True, redrive_error_types=["schema_violation"])
+    spec = dlq(
+        topic="streamlake.orders.dlq",
+        start_timestamp="2026-01-15T00:00:00Z",
+        end_timestamp="2026-01-15T12:00:00Z",
+        redrive=True,
+        redrive_error_types=["schema_violation"],
+    )
     assert spec["topic"] == "streamlake.orders.dlq" and "dataset" not in spec
     assert spec["since"] == "2026-01-15T00:00:00Z" and spec["until"] == "2026-01-15T12:00:00Z"
     assert spec["redrive"] == {"errorTypes": ["schema_violation"]}
@@ -166,8 +251,14 @@ def test_dlq_time_window_of_a_topic_with_redrive():
         ({"last_records": 5}, "set exactly one source"),
         ({"dataset": "orders", "topic": "x.dlq", "last_records": 5}, "got dataset and topic"),
         ({"dataset": "orders"}, "set exactly one window"),
-        ({"dataset": "orders", "last_records": 5, "start_timestamp": "2026-01-15T00:00:00Z"}, "got start_timestamp and last_records"),
-        ({"dataset": "orders", "last_records": 5, "end_timestamp": "2026-01-15T00:00:00Z"}, "end_timestamp needs start_timestamp"),
+        (
+            {"dataset": "orders", "last_records": 5, "start_timestamp": "2026-01-15T00:00:00Z"},
+            "got start_timestamp and last_records",
+        ),
+        (
+            {"dataset": "orders", "last_records": 5, "end_timestamp": "2026-01-15T00:00:00Z"},
+            "end_timestamp needs start_timestamp",
+        ),
         ({"dataset": "orders", "last_records": 0}, "last_records must be at least 1"),
         ({"dataset": "orders", "last_records": 5, "max_records": 2_000_000}, "max_records must be at most"),
         ({"dataset": "orders", "last_records": 5, "redrive_error_types": ["x"]}, "only applies with redrive"),
@@ -189,25 +280,65 @@ def test_dq_default_checks_for_one_day():
     assert dq(dataset="orders", date="2026-01-15") == {
         "dataset": "orders",
         "date": "2026-01-15",
-        "checks": {"filesExist": True, "metadataConsistent": True, "noEmptyPartitions": True, "offsetContinuity": True, "minRowCount": 1},
+        "checks": {
+            "filesExist": True,
+            "metadataConsistent": True,
+            "noEmptyPartitions": True,
+            "offsetContinuity": True,
+            "minRowCount": 1,
+        },
     }
 
 
 def test_dq_range_with_optional_checks():
-    spec = dq(dataset="orders", start_date="2026-01-15", end_date="2026-01-16", files_exist=False, metadata_consistent=False,
-              no_empty_partitions=False, offset_continuity=False, min_row_count=None, freshness_max_age="2h", contract_sample_size=10)
-    assert spec == {"dataset": "orders", "startDate": "2026-01-15", "endDate": "2026-01-16",
-                    "checks": {"freshness": {"maxAge": "2h"}, "contractSample": {"size": 10}}}
+    spec = dq(
+        dataset="orders",
+        start_date="2026-01-15",
+        end_date="2026-01-16",
+        files_exist=False,
+        metadata_consistent=False,
+        no_empty_partitions=False,
+        offset_continuity=False,
+        min_row_count=None,
+        freshness_max_age="2h",
+        contract_sample_size=10,
+    )
+    assert spec == {
+        "dataset": "orders",
+        "startDate": "2026-01-15",
+        "endDate": "2026-01-16",
+        "checks": {"freshness": {"maxAge": "2h"}, "contractSample": {"size": 10}},
+    }
 
 
 @pytest.mark.parametrize(
     ("conf", "expected"),
     [
         ({"dataset": "orders"}, "set exactly one day"),
-        ({"dataset": "orders", "date": "2026-01-15", "start_date": "2026-01-15", "end_date": "2026-01-16"}, "got date and start_date/end_date"),
-        ({"dataset": "orders", "date": "2026-01-15", "files_exist": False, "metadata_consistent": False, "no_empty_partitions": False, "offset_continuity": False, "min_row_count": None}, "select at least one check"),
-        ({"dataset": "orders", "date": "2026-01-15", "files_exist": "yes"}, "files_exist must be true or false"),
-        ({"dataset": "orders", "date": "2026-01-15", "freshness_max_age": "2 hours"}, "freshness_max_age must be a duration"),
+        (
+            {"dataset": "orders", "date": "2026-01-15", "start_date": "2026-01-15", "end_date": "2026-01-16"},
+            "got date and start_date/end_date",
+        ),
+        (
+            {
+                "dataset": "orders",
+                "date": "2026-01-15",
+                "files_exist": False,
+                "metadata_consistent": False,
+                "no_empty_partitions": False,
+                "offset_continuity": False,
+                "min_row_count": None,
+            },
+            "select at least one check",
+        ),
+        (
+            {"dataset": "orders", "date": "2026-01-15", "files_exist": "yes"},
+            "files_exist must be true or false",
+        ),
+        (
+            {"dataset": "orders", "date": "2026-01-15", "freshness_max_age": "2 hours"},
+            "freshness_max_age must be a duration",
+        ),
     ],
 )
 def test_dq_rejects(conf, expected):
