@@ -3,6 +3,7 @@
 //! Each controller reconciles as a pipeline: read what it needs, decide (a pure function, unit-tested),
 //! apply the actions, write the status with server-side apply.
 
+pub mod backfill;
 pub mod conditions;
 pub mod context;
 pub mod crd;

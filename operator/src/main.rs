@@ -12,6 +12,7 @@ use streamlake_core::kafka::KafkaArgs;
 use streamlake_core::offsets::OffsetClient;
 use streamlake_core::rawzone::store::LocalStore;
 use streamlake_core::rawzone::{RawZoneStore, StoreLocation};
+use streamlake_operator::backfill::{self, BackfillContext};
 use streamlake_operator::dqcheck::{self, DqContext};
 use streamlake_operator::leader::LeaderElection;
 use streamlake_operator::metrics::Metrics;
@@ -130,7 +131,13 @@ async fn main() -> anyhow::Result<()> {
         store: raw_zone_store(cli.raw_zone.as_ref()),
         contracts_dir: cli.contracts_dir.clone(),
     };
-    let (replay_stop, dq_stop) = (stop.clone(), stop.clone());
+    let backfills = BackfillContext {
+        client: client.clone(),
+        offsets: offsets.clone(),
+        metrics: metrics.clone(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+    };
+    let (replay_stop, dq_stop, backfill_stop) = (stop.clone(), stop.clone(), stop.clone());
     tokio::join!(
         replay::run(
             client,
@@ -140,7 +147,14 @@ async fn main() -> anyhow::Result<()> {
             cli.namespace.clone(),
             async move { replay_stop.cancelled().await },
         ),
-        dqcheck::run(dq, cli.namespace, async move { dq_stop.cancelled().await }),
+        dqcheck::run(
+            dq,
+            cli.namespace.clone(),
+            async move { dq_stop.cancelled().await }
+        ),
+        backfill::run(backfills, cli.namespace, async move {
+            backfill_stop.cancelled().await
+        }),
     );
     stop.cancel();
     let _ = holder.await;

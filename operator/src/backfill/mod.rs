@@ -1,0 +1,345 @@
+//! The Backfill controller (mode `Isolated`): resolve the range into per-partition offsets (kept in
+//! status), run the dataset's consumer once in bounded mode as a Job, and report the Job's outcome.
+//!
+//! State machine in status: Pending → Running (ranges and Job name recorded) → Succeeded | Failed, so
+//! a restarted operator resumes by looking at the Job again. The Job carries an owner reference to
+//! the Backfill, so deleting the Backfill deletes the Job: no finalizer is needed.
+//! Mode `Replay` is refused with a clear status for now (see the operator README).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use streamlake_core::names::DatasetName;
+use streamlake_core::offsets::OffsetClient;
+
+use crate::conditions::{ConditionStatus, set_condition};
+use crate::context::FIELD_MANAGER;
+use crate::crd::backfill::{BackfillMode, BackfillPhase};
+use crate::crd::{Backfill, BackfillStatus, PartitionRange};
+use crate::metrics::Metrics;
+use crate::replay::request::consumer_selector;
+
+mod error;
+pub mod plan;
+
+pub use error::Error;
+
+pub const KIND: &str = "Backfill";
+const RETRY: Duration = Duration::from_secs(5);
+/// How often a running Job is looked at.
+const POLL: Duration = Duration::from_secs(2);
+
+pub struct BackfillContext {
+    pub client: kube::Client,
+    /// Blocking calls: use from `spawn_blocking`.
+    pub offsets: Arc<OffsetClient>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+impl std::fmt::Debug for BackfillContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackfillContext").finish_non_exhaustive()
+    }
+}
+
+/// Runs the Backfill controller until `shutdown` resolves. `namespace`: watch one namespace, or all.
+pub async fn run(
+    ctx: BackfillContext,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<DeserializeGuard<Backfill>> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, |_, _, _| Requeue::requeue(RETRY), Arc::new(ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "Backfill reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<Backfill>>,
+    ctx: Arc<BackfillContext>,
+) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(backfill) => step(backfill, &ctx).await,
+        Err(invalid) => {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
+            let status = BackfillStatus {
+                phase: Some(BackfillPhase::Failed),
+                reason: Some("MalformedObject".into()),
+                message: Some(format!("this Backfill cannot be read: {}", invalid.error)),
+                ..Default::default()
+            };
+            write_status(&ctx, &namespace, &name, &status)
+                .await
+                .map(|()| Requeue::await_change())
+        }
+    };
+    ctx.metrics.reconciled(KIND, started.elapsed());
+    if let Err(e) = &result {
+        ctx.metrics.failed(KIND, e.metric_label());
+        announce(
+            &ctx,
+            &guard.object_ref(&()),
+            true,
+            e.metric_label(),
+            &e.to_string(),
+        )
+        .await;
+    }
+    result
+}
+
+async fn step(backfill: &Backfill, ctx: &BackfillContext) -> Result<Requeue, Error> {
+    let status = backfill.status.clone().unwrap_or_default();
+    match status.phase {
+        Some(BackfillPhase::Succeeded | BackfillPhase::Failed) => Ok(Requeue::await_change()),
+        Some(BackfillPhase::Running) => watch_job(backfill, status, ctx).await,
+        _ => start(backfill, status, ctx).await,
+    }
+}
+
+/// Resolves the ranges, creates the Job and records both in status.
+async fn start(
+    backfill: &Backfill,
+    mut status: BackfillStatus,
+    ctx: &BackfillContext,
+) -> Result<Requeue, Error> {
+    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
+    if backfill.spec.mode == BackfillMode::Replay {
+        let why = "mode Replay is not supported yet: use mode Isolated, or a Replay bounded by the range";
+        return finish(ctx, backfill, status, Err(("UnsupportedMode", why.into()))).await;
+    }
+    let dataset = match DatasetName::new(backfill.spec.dataset.clone()) {
+        Ok(d) => d,
+        Err(e) => return finish(ctx, backfill, status, Err(("InvalidSpec", e.to_string()))).await,
+    };
+    let bounds = match plan::Bounds::from_spec(&backfill.spec) {
+        Ok(b) => b,
+        Err(e) => return finish(ctx, backfill, status, Err(("InvalidSpec", e))).await,
+    };
+    let topic = backfill.spec.topic.clone().unwrap_or_else(|| dataset.raw_topic());
+    let ranges = match bounds {
+        plan::Bounds::Offsets(ranges) => ranges,
+        plan::Bounds::Window { start_ms, end_ms } => resolve(ctx, &topic, start_ms, end_ms).await?,
+    };
+    if ranges.is_empty() {
+        let why = format!("{topic} holds no records in the range: nothing to backfill");
+        return finish(ctx, backfill, status, Err(("EmptyRange", why))).await;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = consumer_selector(&dataset);
+    let found = deployments
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::ReadDeployments)?;
+    let Some(template) = found
+        .items
+        .first()
+        .and_then(|d| d.spec.as_ref())
+        .map(|s| &s.template)
+    else {
+        let why = format!("no consumer Deployment labelled {selector}: the Job runs its pod template");
+        return finish(ctx, backfill, status, Err(("NoConsumer", why))).await;
+    };
+    let owner = json!({
+        "apiVersion": Backfill::api_version(&()), "kind": KIND, "name": name,
+        "uid": backfill.uid(), "controller": true, "blockOwnerDeletion": true,
+    });
+    let job_name = plan::job_name(&name);
+    let job = match plan::job(&job_name, &name, dataset.as_str(), owner, template, &ranges) {
+        Ok(job) => job,
+        Err(why) => return finish(ctx, backfill, status, Err(("InvalidConsumer", why))).await,
+    };
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    match jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {} // created before a restart
+        Err(e) => return Err(Error::CreateJob(e)),
+    }
+    let records: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+    status.phase = Some(BackfillPhase::Running);
+    status.observed_generation = backfill.metadata.generation;
+    status.started_at = Some(Time(Timestamp::now()));
+    status.progress = Some(format!("{records} records in {} partitions", ranges.len()));
+    status.message = Some(format!("Job {job_name} lands {records} records of {topic}"));
+    status.ranges = ranges;
+    status.job_name = Some(job_name);
+    write_status(ctx, &namespace, &name, &status).await?;
+    announce(
+        ctx,
+        &backfill.object_ref(&()),
+        false,
+        "Running",
+        status.message.as_deref().unwrap_or_default(),
+    )
+    .await;
+    Ok(Requeue::requeue(POLL))
+}
+
+async fn resolve(
+    ctx: &BackfillContext,
+    topic: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<PartitionRange>, Error> {
+    let (offsets, topic) = (ctx.offsets.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let watermarks = offsets.watermarks(&topic)?;
+        let starts = offsets.offsets_for_timestamp(&topic, start_ms)?;
+        let ends = offsets.offsets_for_timestamp(&topic, end_ms)?;
+        Ok::<_, streamlake_core::offsets::OffsetError>(plan::window_ranges(&watermarks, &starts, &ends))
+    })
+    .await
+    .map_err(Error::KafkaTask)?
+    .map_err(Error::ReadKafka)
+}
+
+async fn watch_job(
+    backfill: &Backfill,
+    status: BackfillStatus,
+    ctx: &BackfillContext,
+) -> Result<Requeue, Error> {
+    let namespace = backfill.namespace().unwrap_or_default();
+    let job_name = status.job_name.clone().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let outcome = match jobs.get_opt(&job_name).await.map_err(Error::ReadJob)? {
+        None => Some(Err(format!("Job {job_name} is gone before it finished"))),
+        Some(job) => plan::job_outcome(&job),
+    };
+    match outcome {
+        None => Ok(Requeue::requeue(POLL)),
+        Some(Ok(())) => {
+            let records: i64 = status.ranges.iter().map(|r| r.end - r.start).sum();
+            let message = format!("Job {job_name} landed the {records} records of the ranges");
+            finish(ctx, backfill, status, Ok(message)).await
+        }
+        Some(Err(reason)) => {
+            let why = format!("Job {job_name} failed: {reason}");
+            finish(ctx, backfill, status, Err(("JobFailed", why))).await
+        }
+    }
+}
+
+/// Writes the final phase. `records_written` counts the records of the ranges, which a bounded
+/// consumer lands or finds already landed (it never writes one twice).
+async fn finish(
+    ctx: &BackfillContext,
+    backfill: &Backfill,
+    mut status: BackfillStatus,
+    outcome: Result<String, (&str, String)>,
+) -> Result<Requeue, Error> {
+    let now = Timestamp::now();
+    let (phase, reason, message) = match outcome {
+        Ok(message) => {
+            status.records_written = Some(status.ranges.iter().map(|r| r.end - r.start).sum());
+            (BackfillPhase::Succeeded, "Succeeded", message)
+        }
+        Err((reason, message)) => (BackfillPhase::Failed, reason, message),
+    };
+    status.phase = Some(phase);
+    status.reason = Some(reason.into());
+    status.message = Some(message.clone());
+    status.completed_at = Some(Time(now));
+    status.observed_generation = backfill.metadata.generation;
+    if let Some(Time(started)) = &status.started_at {
+        status.duration_seconds = Some(now.duration_since(*started).as_secs());
+    }
+    let done = if phase == BackfillPhase::Succeeded {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    set_condition(
+        &mut status.conditions,
+        "Complete",
+        done,
+        reason,
+        &message,
+        backfill.metadata.generation,
+        now,
+    );
+    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
+    write_status(ctx, &namespace, &name, &status).await?;
+    ctx.metrics.entered(
+        KIND,
+        if phase == BackfillPhase::Succeeded {
+            "Succeeded"
+        } else {
+            "Failed"
+        },
+    );
+    tracing::info!(backfill = %format!("{namespace}/{name}"), reason, %message, "finished");
+    announce(
+        ctx,
+        &backfill.object_ref(&()),
+        phase == BackfillPhase::Failed,
+        reason,
+        &message,
+    )
+    .await;
+    Ok(Requeue::await_change())
+}
+
+async fn write_status(
+    ctx: &BackfillContext,
+    namespace: &str,
+    name: &str,
+    status: &BackfillStatus,
+) -> Result<(), Error> {
+    let api: Api<Backfill> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({"apiVersion": Backfill::api_version(&()), "kind": KIND, "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+async fn announce(
+    ctx: &BackfillContext,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Backfill".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, "could not publish an Event");
+    }
+}
