@@ -4,6 +4,7 @@
 # and on accepted bad data or refused good data.
 #
 # Usage: ingest-api/tests/schemathesis.sh [--max-examples N]
+# Prints `schemathesis: N passed, N failed` last (one suite), so dev/test can run it as a dev/test.d script.
 # Needs the local broker (dev/kafka/up); builds ingest-api, creates a throw-away dataset (the shipped
 # orders contract under a unique name) so fuzz data never reaches the real topics, serves it on a free
 # loopback port, runs schemathesis, and stops the server.
@@ -31,7 +32,8 @@ if [[ ! -f $venv/.complete ]]; then
   touch "$venv/.complete"
 fi
 
-cargo build -p streamlake-ingest-api --bin ingest-api >&2
+summary() { echo "schemathesis: $1 passed, $2 failed"; }
+cargo build --quiet --locked -p streamlake-ingest-api --bin ingest-api >&2 || { summary 0 1; exit 1; }
 api=$CARGO_TARGET_DIR/debug/ingest-api
 
 work=$(mktemp -d)
@@ -46,13 +48,13 @@ dataset=st-$(head -c 5 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir "$work/contracts"
 cp "$SL_ROOT/contracts/orders.v1.json" "$work/contracts/$dataset.v1.json"
 export STREAMLAKE_CONTRACTS_DIR=$work/contracts STREAMLAKE_RAW_RETENTION_MS=3600000 STREAMLAKE_DLQ_RETENTION_MS=3600000
-"$api" topics --raw-partitions 1 >&2
+"$api" topics --raw-partitions 1 >&2 || { summary 0 1; exit 1; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 RUST_LOG=warn "$api" serve --listen-addr "127.0.0.1:$port" >"$work/api.log" 2>&1 &
 pid=$!
 sl_wait_until "ingest-api on port $port" 30 curl -fsS "http://127.0.0.1:$port/readyz" ||
-  { cat "$work/api.log" >&2; exit 1; }
+  { cat "$work/api.log" >&2; summary 0 1; exit 1; }
 
 sl_log "schemathesis $version against http://127.0.0.1:$port/openapi.json (dataset $dataset)"
 status=0
@@ -62,5 +64,8 @@ status=0
 if ((status != 0)); then
   sl_log "schemathesis failed; last lines of the API log:"
   tail -20 "$work/api.log" >&2
+  summary 0 1
+else
+  summary 1 0
 fi
 exit "$status"
