@@ -1,4 +1,6 @@
-//! kubectl, the rendered overlays as JSON, and small lookups for deploy_manifests.rs.
+//! kubectl, the rendered overlays as JSON, and small lookups for deploy_manifests.rs and deploy_rbac.rs.
+// Each test file uses a part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
