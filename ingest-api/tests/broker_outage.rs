@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::{harness, order};
 use rdkafka::Message;
+use rdkafka::producer::Producer;
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::kafka::ProducerArgs;
 use streamlake_ingest_api::IngestSettings;
@@ -89,11 +90,35 @@ async fn nothing_is_acknowledged_that_is_not_in_kafka_across_a_broker_outage() {
     assert!(ready.is_err(), "readiness must fail while the broker is down");
     tokio::time::sleep(Duration::from_secs(8)).await;
     tokio::task::block_in_place(|| drop(restart)); // dev/kafka/up waits until the broker answers
+    // First a fresh client, then the API's own producer: a failure says which of the two did not recover.
+    let bootstrap = h.bootstrap.clone();
+    streamlake_testkit::wait_until(
+        "a fresh client sees the restarted broker",
+        Duration::from_secs(120),
+        || {
+            let bootstrap = bootstrap.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let client: Result<rdkafka::producer::BaseProducer, _> = rdkafka::ClientConfig::new()
+                        .set("bootstrap.servers", &bootstrap)
+                        .create();
+                    client.is_ok_and(|c| c.client().fetch_metadata(None, Duration::from_secs(2)).is_ok())
+                })
+                .await
+                .unwrap_or(false)
+            }
+        },
+    )
+    .await;
     let state = h.state.clone();
-    streamlake_testkit::wait_until("the API sees the broker again", Duration::from_secs(60), || {
-        let state = state.clone();
-        async move { state.sink.check_broker(Duration::from_secs(2)).await.is_ok() }
-    })
+    streamlake_testkit::wait_until(
+        "the API's producer sees the broker again",
+        Duration::from_secs(120),
+        || {
+            let state = state.clone();
+            async move { state.sink.check_broker(Duration::from_secs(5)).await.is_ok() }
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop.store(true, Ordering::SeqCst);
