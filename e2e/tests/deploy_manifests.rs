@@ -209,6 +209,32 @@ fn every_contract_has_a_consumer_deployment_in_every_overlay() {
 }
 
 #[test]
+fn the_operator_reads_the_config_the_consumers_write_with_in_every_overlay() {
+    for overlay in OVERLAYS {
+        let manifests = Manifests::render(overlay);
+        let config_maps = |name: &str| -> Vec<String> {
+            let container = &manifests.named("Deployment", name)["spec"]["template"]["spec"]["containers"][0];
+            let sources = container["envFrom"].as_array().cloned().unwrap_or_default();
+            sources
+                .iter()
+                .filter_map(|s| s["configMapRef"]["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let consumer = config_maps("streamlake-consumer-orders");
+        let operator = config_maps("streamlake-operator");
+        let shared = consumer.iter().find(|n| n.starts_with("streamlake-config-"));
+        assert!(
+            shared.is_some(),
+            "{overlay}: the consumer reads streamlake-config: {consumer:?}"
+        );
+        assert!(
+            operator.iter().any(|n| Some(n) == shared),
+            "{overlay}: the operator (DqCheck) reads the same raw zone config: {operator:?}"
+        );
+    }
+}
+
+#[test]
 fn dev_overlay_runs_on_the_process_kubelet() {
     let manifests = Manifests::render("dev");
     for deployment in manifests.platform_deployments() {
@@ -239,9 +265,13 @@ fn dev_overlay_runs_on_the_process_kubelet() {
             "dev: {deployment} {variable}={value}"
         );
     }
+    // A host directory the consumers and the operator share (dev/platform/up points it at the state dir).
     let config = manifests.config_map("streamlake-config");
-    assert_eq!(config["STREAMLAKE_RAW_ZONE"], "gs://streamlake-dev");
-    assert_eq!(config["STORAGE_EMULATOR_HOST"], "http://127.0.0.1:14443");
+    let raw_zone = config["STREAMLAKE_RAW_ZONE"].as_str().unwrap_or_default();
+    assert!(
+        raw_zone.starts_with("file:///"),
+        "dev: a local raw zone, got {raw_zone:?}"
+    );
     assert_eq!(
         manifests.config_map("streamlake-kafka")["KAFKA_BOOTSTRAP_SERVERS"],
         "127.0.0.1:19092"

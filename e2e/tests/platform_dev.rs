@@ -1,6 +1,7 @@
 //! The platform `dev/up` deploys really runs: an order sent to the deployed ingest API (STREAMLAKE_API_URL)
-//! is landed by the deployed `orders` consumer in the raw zone (the emulator's bucket), in a data file whose
-//! name carries the acknowledged partition and offset; an invalid order is refused with its violations.
+//! is landed by the deployed `orders` consumer in the raw zone its configuration names (a host directory or
+//! the emulator's bucket), in a data file whose name carries the acknowledged partition and offset; an invalid
+//! order is refused with its violations.
 
 use std::time::Duration;
 
@@ -18,34 +19,144 @@ fn order(order_id: &str) -> Value {
     })
 }
 
-/// Data files (not `_metadata.json`) of the orders raw zone, with every page of the listing.
-async fn raw_zone_files(http: &reqwest::Client, emulator: &str, bucket: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut page: Option<String> = None;
-    loop {
-        let mut query = vec![("prefix", "raw/dataset=orders/".to_owned())];
-        if let Some(token) = &page {
-            query.push(("pageToken", token.clone()));
+/// Where the deployed consumer writes: its live `streamlake-config` ConfigMap's STREAMLAKE_RAW_ZONE.
+fn deployed_raw_zone() -> String {
+    let kubectl = |args: &[&str]| -> String {
+        let state = require_env("STREAMLAKE_STATE");
+        let out = std::process::Command::new(std::path::Path::new(&state).join("bin/kubectl"))
+            .args(["-n", "streamlake"])
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sources = kubectl(&[
+        "get",
+        "deployment/streamlake-consumer-orders",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].envFrom[*].configMapRef.name}",
+    ]);
+    let config = sources
+        .split_whitespace()
+        .find(|n| n.starts_with("streamlake-config-"))
+        .expect("the deployed consumer reads streamlake-config (run dev/up)")
+        .to_owned();
+    kubectl(&[
+        "get",
+        &format!("configmap/{config}"),
+        "-o",
+        "jsonpath={.data.STREAMLAKE_RAW_ZONE}",
+    ])
+}
+
+/// The orders raw zone of a file:// or gs:// (emulator) location: its data files, and reading one.
+#[derive(Debug)]
+enum RawZone {
+    Local(std::path::PathBuf),
+    Emulator {
+        endpoint: String,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl RawZone {
+    fn at(location: &str) -> Self {
+        if let Some(path) = location.strip_prefix("file://") {
+            return RawZone::Local(path.into());
         }
-        let Ok(answer) = http
-            .get(format!("{emulator}/storage/v1/b/{bucket}/o"))
-            .query(&query)
-            .send()
-            .await
-        else {
-            return names;
+        let rest = location
+            .strip_prefix("gs://")
+            .expect("a file:// or gs:// raw zone");
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", prefix.trim_end_matches('/'))
         };
-        let Ok(listing) = answer.json::<Value>().await else {
-            return names;
-        };
-        for item in listing["items"].as_array().into_iter().flatten() {
-            if let Some(name) = item["name"].as_str().filter(|n| !n.ends_with("/_metadata.json")) {
-                names.push(name.to_owned());
+        let endpoint = require_env("STORAGE_EMULATOR_HOST");
+        RawZone::Emulator {
+            endpoint,
+            bucket: bucket.to_owned(),
+            prefix,
+        }
+    }
+
+    /// Data files (not `_metadata.json`) under raw/dataset=orders/, as paths relative to the zone.
+    async fn data_files(&self, http: &reqwest::Client) -> Vec<String> {
+        let dataset = "raw/dataset=orders/";
+        let mut names = Vec::new();
+        match self {
+            RawZone::Local(root) => {
+                for day in std::fs::read_dir(root.join(dataset))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    for file in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
+                        let name = format!(
+                            "{dataset}{}/{}",
+                            day.file_name().to_string_lossy(),
+                            file.file_name().to_string_lossy()
+                        );
+                        names.push(name);
+                    }
+                }
+            }
+            RawZone::Emulator {
+                endpoint,
+                bucket,
+                prefix,
+            } => {
+                let mut page: Option<String> = None;
+                loop {
+                    let mut query = vec![("prefix", format!("{prefix}{dataset}"))];
+                    if let Some(token) = &page {
+                        query.push(("pageToken", token.clone()));
+                    }
+                    let url = format!("{endpoint}/storage/v1/b/{bucket}/o");
+                    let Ok(answer) = http.get(url).query(&query).send().await else {
+                        break;
+                    };
+                    let Ok(listing) = answer.json::<Value>().await else {
+                        break;
+                    };
+                    for item in listing["items"].as_array().into_iter().flatten() {
+                        if let Some(name) = item["name"]
+                            .as_str()
+                            .and_then(|n| n.strip_prefix(prefix.as_str()))
+                        {
+                            names.push(name.to_owned());
+                        }
+                    }
+                    match listing["nextPageToken"].as_str() {
+                        Some(token) => page = Some(token.to_owned()),
+                        None => break,
+                    }
+                }
             }
         }
-        match listing["nextPageToken"].as_str() {
-            Some(token) => page = Some(token.to_owned()),
-            None => return names,
+        names.retain(|n| !n.ends_with("/_metadata.json"));
+        names
+    }
+
+    async fn read(&self, http: &reqwest::Client, name: &str) -> Option<String> {
+        match self {
+            RawZone::Local(root) => std::fs::read_to_string(root.join(name)).ok(),
+            RawZone::Emulator {
+                endpoint,
+                bucket,
+                prefix,
+            } => {
+                let encoded = format!("{prefix}{name}").replace('/', "%2F");
+                let url = format!("{endpoint}/storage/v1/b/{bucket}/o/{encoded}?alt=media");
+                http.get(url).send().await.ok()?.text().await.ok()
+            }
         }
     }
 }
@@ -63,8 +174,7 @@ fn lineage(file: &str) -> Option<(u64, u64, u64)> {
 #[tokio::test]
 async fn an_order_sent_to_the_deployed_api_lands_in_the_raw_zone() {
     let api = require_env("STREAMLAKE_API_URL");
-    let emulator = require_env("STORAGE_EMULATOR_HOST");
-    let bucket = require_env("STREAMLAKE_GCS_BUCKET");
+    let zone = RawZone::at(&deployed_raw_zone());
     let http = http_client();
     let order_id = unique_name("deploy-order");
 
@@ -89,19 +199,18 @@ async fn an_order_sent_to_the_deployed_api_lands_in_the_raw_zone() {
         "the deployed consumer lands the order in the raw zone",
         Duration::from_secs(90),
         || async {
-            for file in raw_zone_files(&http, &emulator, &bucket).await {
+            for file in zone.data_files(&http).await {
                 let Some((p, first, last)) = lineage(&file) else {
                     continue;
                 };
                 if p != partition || !(first..=last).contains(&offset) {
                     continue;
                 }
-                let encoded = file.replace('/', "%2F");
-                let url = format!("{emulator}/storage/v1/b/{bucket}/o/{encoded}?alt=media");
-                let Ok(body) = http.get(url).send().await else {
-                    continue;
-                };
-                if body.text().await.is_ok_and(|text| text.contains(&order_id)) {
+                if zone
+                    .read(&http, &file)
+                    .await
+                    .is_some_and(|text| text.contains(&order_id))
+                {
                     *found.lock().expect("lock") = Some(file);
                     return true;
                 }
