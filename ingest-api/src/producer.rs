@@ -137,3 +137,37 @@ impl KafkaSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+
+    use super::ProduceError;
+
+    #[test]
+    fn produce_errors_are_classified_once() {
+        let classify = |code| ProduceError::classify(&KafkaError::MessageProduction(code), "t", 100);
+        assert_eq!(classify(C::QueueFull), ProduceError::QueueFull);
+        assert_eq!(
+            classify(C::MessageSizeTooLarge),
+            ProduceError::TooLarge { limit: 100 }
+        );
+        assert!(matches!(
+            classify(C::MessageTimedOut),
+            ProduceError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(C::AllBrokersDown),
+            ProduceError::Unavailable(_)
+        ));
+        let missing = classify(C::UnknownTopicOrPartition);
+        assert!(
+            matches!(&missing, ProduceError::Unavailable(m) if m.contains("ingest-api topics")),
+            "{missing}"
+        );
+        assert!(matches!(
+            classify(C::TopicAuthorizationFailed),
+            ProduceError::Rejected(_)
+        ));
+    }
+}

@@ -1,4 +1,5 @@
-//! Router tests that need no broker: the producer points at a closed port and is never waited on.
+//! Router tests that need no broker: the producer points at a closed port, so a valid event waits for
+//! its delivery timeout (3 s) and then fails, which is what the overload and outage tests rely on.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -12,18 +13,38 @@ use super::*;
 use crate::producer::KafkaSink;
 
 fn state() -> AppState {
-    let contracts =
-        ContractRegistry::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts"))
-            .expect("shipped contracts");
-    let config =
-        producer_config(&KafkaArgs::for_bootstrap("127.0.0.1:1"), &ProducerArgs::default()).expect("config");
-    let settings = IngestSettings {
+    state_with(IngestSettings {
         dead_letter_invalid: false,
         max_event_bytes: 2048,
         max_batch_bytes: 4096,
         max_batch_records: 3,
         ..IngestSettings::default()
+    })
+}
+
+/// A valid order: with no broker behind the producer, its request waits for the delivery timeout.
+const ORDER: &str = r#"{"order_id": "o-1", "customer_id": "c", "line_items": [{"sku": "s", "quantity": 1,
+    "unit_price": "1"}], "amount": "1", "currency": "EUR", "created_at": "2026-11-22T10:00:00Z"}"#;
+
+fn state_with(settings: IngestSettings) -> AppState {
+    state_with_producer(
+        settings,
+        ProducerArgs {
+            message_timeout_ms: 3_000,
+            ..ProducerArgs::default()
+        },
+    )
+}
+
+fn state_with_producer(settings: IngestSettings, producer: ProducerArgs) -> AppState {
+    let contracts =
+        ContractRegistry::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts"))
+            .expect("shipped contracts");
+    let producer = ProducerArgs {
+        message_timeout_ms: 3_000,
+        ..ProducerArgs::default()
     };
+    let config = producer_config(&KafkaArgs::for_bootstrap("127.0.0.1:1"), &producer).expect("config");
     AppState::new(contracts, KafkaSink::new(&config).expect("producer"), settings)
 }
 
@@ -183,4 +204,54 @@ async fn readiness_fails_without_a_broker() {
         .await
         .expect("ok");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_503_with_retry_after_never_2xx() {
+    let (status, headers, body) = call(Method::POST, "/ingest/orders", ORDER).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "kafka_unavailable");
+    assert_eq!(body["error"]["retryable"], true);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed_with_503() {
+    let app = app(state_with(IngestSettings {
+        concurrency_limit: 1,
+        ..IngestSettings::default()
+    }));
+    let post = || {
+        Request::post("/ingest/orders")
+            .body(Body::from(ORDER))
+            .expect("request")
+    };
+    let first = tokio::spawn(app.clone().oneshot(post()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let shed = app.oneshot(post()).await.expect("infallible");
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(shed.headers().contains_key(header::RETRY_AFTER));
+    let body: Value =
+        serde_json::from_slice(&shed.into_body().collect().await.expect("body").to_bytes()).expect("json");
+    assert_eq!(body["error"]["code"], "overloaded");
+    first.abort();
+}
+
+#[tokio::test]
+async fn a_request_over_its_deadline_is_503_timeout() {
+    let settings = IngestSettings {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..IngestSettings::default()
+    };
+    let request = Request::post("/ingest/orders")
+        .body(Body::from(ORDER))
+        .expect("request");
+    let response = app(state_with(settings))
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.expect("body").to_bytes())
+        .expect("json");
+    assert_eq!(body["error"]["code"], "timeout");
 }
