@@ -27,16 +27,6 @@ const ORDER: &str = r#"{"order_id": "o-1", "customer_id": "c", "line_items": [{"
     "unit_price": "1"}], "amount": "1", "currency": "EUR", "created_at": "2026-11-22T10:00:00Z"}"#;
 
 fn state_with(settings: IngestSettings) -> AppState {
-    state_with_producer(
-        settings,
-        ProducerArgs {
-            message_timeout_ms: 3_000,
-            ..ProducerArgs::default()
-        },
-    )
-}
-
-fn state_with_producer(settings: IngestSettings, producer: ProducerArgs) -> AppState {
     let contracts =
         ContractRegistry::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts"))
             .expect("shipped contracts");
