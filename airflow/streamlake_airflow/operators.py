@@ -82,7 +82,8 @@ class CreateStreamLakeResourceOperator(_StreamLakeTask, BaseOperator):
         try:
             attached = resources.create_or_attach(kind, namespace, manifest)
         except ResourceError as e:
-            raise AirflowFailException(str(e)) from e
+            # A refusal stays a refusal: only API trouble and a still-terminating object are retried.
+            raise (AirflowException if e.retryable else AirflowFailException)(str(e)) from e
         if attached.created:
             self._created = (kind, namespace, name)
             self.log.info("created %s %s/%s", kind.kind, namespace, name)

@@ -16,7 +16,16 @@ from streamlake_airflow.naming import RUN_ANNOTATION
 
 
 class ResourceError(Exception):
-    """The API server refused or the existing object cannot be adopted; the text says what to do."""
+    """The API server refused or the existing object cannot be adopted; the text says what to do.
+    `retryable`: a later attempt may succeed (API server trouble, an object still being deleted)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _retryable(error: ApiException) -> bool:
+    return error.status is None or error.status == 429 or error.status >= 500
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,8 @@ class StreamLakeResources:
         except ApiException as e:
             if e.status != 409:
                 raise ResourceError(
-                    f"the API server refused {kind.kind} {namespace}/{name}: {api_message(e)}"
+                    f"the API server refused {kind.kind} {namespace}/{name}: {api_message(e)}",
+                    retryable=_retryable(e),
                 ) from e
         existing = self.get(kind, namespace, name)
         if existing is None:
@@ -87,6 +97,12 @@ class StreamLakeResources:
         kind: ResourceKind, namespace: str, manifest: dict[str, Any], existing: dict[str, Any]
     ) -> None:
         name = manifest["metadata"]["name"]
+        if (existing.get("metadata") or {}).get("deletionTimestamp"):
+            raise ResourceError(
+                f"{kind.kind} {namespace}/{name} from an earlier attempt is being deleted; "
+                "the next try creates it again once it is gone",
+                retryable=True,
+            )
         wanted_run = manifest["metadata"]["annotations"].get(RUN_ANNOTATION)
         found_run = ((existing.get("metadata") or {}).get("annotations") or {}).get(RUN_ANNOTATION)
         if found_run != wanted_run:
@@ -108,7 +124,9 @@ class StreamLakeResources:
         except ApiException as e:
             if e.status == 404:
                 return None
-            raise ResourceError(f"reading {kind.kind} {namespace}/{name}: {api_message(e)}") from e
+            raise ResourceError(
+                f"reading {kind.kind} {namespace}/{name}: {api_message(e)}", retryable=_retryable(e)
+            ) from e
 
     def delete(self, kind: ResourceKind, namespace: str, name: str) -> bool:
         """Deletes in the background (the operator's finalizer undoes what it did); False if already gone."""
@@ -120,4 +138,6 @@ class StreamLakeResources:
         except ApiException as e:
             if e.status == 404:
                 return False
-            raise ResourceError(f"deleting {kind.kind} {namespace}/{name}: {api_message(e)}") from e
+            raise ResourceError(
+                f"deleting {kind.kind} {namespace}/{name}: {api_message(e)}", retryable=_retryable(e)
+            ) from e

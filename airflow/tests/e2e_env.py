@@ -300,8 +300,9 @@ def raw_zone(namespace) -> RawZone:
     return zone
 
 
-def create_consumer_deployment(kube, ns: str, dataset: str, zone: RawZone) -> str:
-    """The real consumer (image streamlake/consumer, run by the process kubelet) landing the dataset."""
+def create_consumer_deployment(kube, ns: str, dataset: str, zone: RawZone, replicas: int = 1) -> str:
+    """The real consumer (image streamlake/consumer, run by the process kubelet) landing the dataset; with
+    0 replicas only its pod template is there, for a Backfill Job to run."""
     name = f"{dataset}-consumer"
     env = [
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": require_env("KAFKA_BOOTSTRAP_SERVERS")},
@@ -322,7 +323,7 @@ def create_consumer_deployment(kube, ns: str, dataset: str, zone: RawZone) -> st
                 "labels": {"streamlake.io/dataset": dataset, "streamlake.io/component": "consumer"},
             },
             "spec": {
-                "replicas": 1,
+                "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},

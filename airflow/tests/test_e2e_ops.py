@@ -26,10 +26,13 @@ def assert_failed_with_resource_message(result, create_task: str, wait_task: str
 
 
 def test_backfill_of_an_offset_range_succeeds(kube, capfd, kafka, raw_zone, namespace, operator):
+    """An isolated Backfill: a Job from the consumer Deployment's pod template (0 replicas: nothing else
+    reads the topic) lands offsets [0, 3) of partition 0."""
     dataset = unique_dataset("bf")
     raw_zone.add_contract(dataset)
     kafka.create_topic(f"streamlake.{dataset}.raw", partitions=1)
     kafka.produce_orders(f"streamlake.{dataset}.raw", 3)
+    create_consumer_deployment(kube, namespace, dataset, raw_zone, replicas=0)
     conf = {"dataset": dataset, "start_offset": 0, "end_offset": 3, "partitions": [0]}
     result = run_dag(kube, capfd, BACKFILL, load_dag("streamlake_backfill"), namespace, conf)
 
@@ -37,12 +40,17 @@ def test_backfill_of_an_offset_range_succeeds(kube, capfd, kafka, raw_zone, name
         result.resource
     )
     assert result.resource["spec"]["offsets"] == [{"partition": 0, "start": 0, "end": 3}]
-    assert result.resource["status"]["phase"] == "Succeeded"
+    status = result.resource["status"]
+    assert status["phase"] == "Succeeded" and status.get("recordsWritten") == 3, status
     assert "offsets='p0 0..3'" in result.output and "outcome=success" in result.output
 
 
-def test_backfill_of_a_dataset_without_a_topic_fails_with_its_message(kube, capfd, namespace, operator):
-    conf = {"dataset": unique_dataset("nobf"), "start_date": "2020-01-01", "end_date": "2020-01-02"}
+def test_backfill_without_a_consumer_deployment_fails_with_its_message(
+    kube, capfd, kafka, namespace, operator
+):
+    dataset = unique_dataset("nobf")
+    kafka.create_topic(f"streamlake.{dataset}.raw", partitions=1)
+    conf = {"dataset": dataset, "start_date": "2020-01-01", "end_date": "2020-01-02"}
     result = run_dag(kube, capfd, BACKFILL, load_dag("streamlake_backfill"), namespace, conf)
 
     assert_failed_with_resource_message(result, "create_backfill", "wait_for_backfill")

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from kubernetes import client
 
 from dag_runs import load_dag
 from e2e_env import get_resource, list_resources, wait_for
@@ -166,3 +167,22 @@ def test_trigger_serializes_to_its_own_arguments():
     classpath, kwargs = trigger.serialize()
     assert classpath == "streamlake_airflow.triggers.StreamLakePhaseTrigger"
     assert StreamLakePhaseTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_an_object_still_being_deleted_is_retried_not_adopted(kube, namespace, run):
+    """A retry right after a kill finds the old object terminating: retry later, do not wait on it."""
+    name = resource_name(DAG, run["run_id"])
+    spec = {"dataset": "orders", "date": "2020-01-01", "checks": {"filesExist": True}}
+    held = {"apiVersion": "streamlake.io/v1alpha1", "kind": "DqCheck", "spec": spec}
+    held["metadata"] = {"name": name, "finalizers": ["airflow-tests.streamlake.io/hold"]}
+    api = client.CustomObjectsApi(kube)
+    api.create_namespaced_custom_object("streamlake.io", "v1alpha1", namespace, "dqchecks", held)
+    api.delete_namespaced_custom_object("streamlake.io", "v1alpha1", namespace, "dqchecks", name)
+    try:
+        task = CreateStreamLakeResourceOperator(task_id="create_dq_check", kind="DqCheck")
+        with pytest.raises(AirflowException, match="is being deleted") as refused:
+            task.execute(run)
+        assert not isinstance(refused.value, AirflowFailException)
+    finally:
+        patch = {"metadata": {"finalizers": None}}
+        api.patch_namespaced_custom_object("streamlake.io", "v1alpha1", namespace, "dqchecks", name, patch)
