@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{harness, order};
@@ -28,7 +28,7 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         .port();
 
     // A long linger keeps every record in the producer when the signal arrives.
-    let mut api = Command::new(env!("CARGO_BIN_EXE_ingest-api"))
+    let api = Command::new(env!("CARGO_BIN_EXE_ingest-api"))
         .args([
             "serve",
             &format!("--listen-addr=127.0.0.1:{port}"),
@@ -40,7 +40,8 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         .stdout(Stdio::null())
         .spawn()
         .expect("ingest-api starts");
-    let http = reqwest::Client::new();
+    let api = ApiProcess(api);
+    let http = streamlake_testkit::http_client();
     let base = format!("http://127.0.0.1:{port}");
     let ready = format!("{base}/readyz");
     streamlake_testkit::wait_until("ingest-api is ready", Duration::from_secs(30), || {
@@ -67,7 +68,7 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     kill(
-        Pid::from_raw(i32::try_from(api.id()).expect("pid")),
+        Pid::from_raw(i32::try_from(api.0.id()).expect("pid")),
         Signal::SIGTERM,
     )
     .expect("SIGTERM sent");
@@ -81,10 +82,13 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         acknowledged.push(body["event_id"].as_str().expect("event_id").to_owned());
     }
-    let exit = tokio::task::spawn_blocking(move || api.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let exit = tokio::task::spawn_blocking(move || {
+        let mut api = api;
+        api.0.wait()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
     assert!(exit.success(), "ingest-api exited with {exit} after SIGTERM");
     assert!(
         http.get(&ready).send().await.is_err(),
@@ -110,4 +114,16 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         "exactly the acknowledged records are in Kafka"
     );
     std::fs::remove_dir_all(&contracts).expect("cleanup");
+}
+
+/// Kills the API if the test fails before it exits by itself, so no process outlives the test.
+struct ApiProcess(Child);
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
