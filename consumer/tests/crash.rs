@@ -12,7 +12,7 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
     let dataset = TestDataset::create("crash", 3).await;
     let topic = dataset.name.raw_topic();
     let group = dataset.name.consumer_group();
-    let records: Vec<TestRecord> = (0..60_000).map(|i| TestRecord::order(i, 3, 300)).collect();
+    let records: Vec<TestRecord> = (0..80_000).map(|i| TestRecord::order(i, 3, 300)).collect();
     produce(&topic, &records).await;
     let ends = end_offsets(&topic, 3);
     let location = format!("file://{}", dataset.local_raw_zone().display());
@@ -33,10 +33,17 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
 
     let mut kills = 0;
     let mut landed_beyond_commit = 0usize;
-    for round in 0..4 {
+    for round in 0..5 {
+        let before: i64 = committed_offsets(&group, &topic, 3).values().sum();
+        let left = total - before;
+        if left == 0 || (kills >= 2 && left < 20_000) {
+            // A fast machine got through most of the topic already: what is left goes to the clean run.
+            break;
+        }
         let mut consumer = ConsumerProcess::start(&dataset, &location, &format!("run-{round}"), &flags);
-        // Kill without warning once this round has committed some progress of its own.
-        let target = committed_offsets(&group, &topic, 3).values().sum::<i64>() + 3_000;
+        // Kill without warning once this round has committed some progress of its own, early enough
+        // that the kill lands mid-way (the check polls the group with a CLI, so it lags a few seconds).
+        let target = before + (left / 8).clamp(1, 3_000);
         streamlake_testkit::wait_until(
             &format!("the consumer commits {target} records"),
             Duration::from_secs(90),
@@ -47,7 +54,6 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
         )
         .await;
         consumer.sigkill();
-        kills += 1;
 
         let committed = committed_offsets(&group, &topic, 3);
         let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
@@ -60,13 +66,18 @@ async fn sigkill_mid_batch_then_restart_lands_every_offset_exactly_once() {
         landed_beyond_commit += ahead;
         let committed_total: i64 = committed.values().sum();
         println!(
-            "kill {kills}: committed {committed_total} of {total}; {ahead} records landed but not committed"
+            "kill in round {round}: committed {committed_total} of {total}; {ahead} records landed but not \
+             committed"
         );
-        assert!(
-            committed_total < total,
-            "the kill must come mid-way, not after the end"
-        );
+        // Only a kill before the end tests anything; one that came too late is not counted.
+        if committed_total < total {
+            kills += 1;
+        }
     }
+    assert!(
+        kills >= 2,
+        "the consumer must be killed mid-way at least twice, was {kills} times"
+    );
     assert!(
         landed_beyond_commit > 0,
         "some kill must leave landed-but-uncommitted records to re-read"

@@ -28,7 +28,7 @@ pub fn event_id(dataset: &str, idempotency_key: Option<&str>, batch_index: Optio
     }
 }
 
-/// The `Idempotency-Key` header: 1 to 256 visible ASCII characters, if sent.
+/// The `Idempotency-Key` header: 1 to 256 visible ASCII characters (no spaces), if sent.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     header_text(
         headers,
@@ -60,8 +60,9 @@ fn header_text<'a>(
     if text.is_empty() || text.len() > max {
         return Err(invalid(format!("it must hold 1 to {max} characters")));
     }
-    if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Err(invalid("it must be visible ASCII".into()));
+    // As the OpenAPI document says (`^[!-~]{1,max}$`): one token, so no spaces inside either.
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid("it must be visible ASCII without spaces".into()));
     }
     Ok(Some(text))
 }

@@ -140,6 +140,18 @@ async fn a_bad_idempotency_key_is_400() {
 }
 
 #[tokio::test]
+async fn a_source_or_key_with_inner_spaces_is_400_as_the_openapi_pattern_says() {
+    for (header, value) in [("x-streamlake-source", "3kI 'o"), ("idempotency-key", "a b")] {
+        let request = Request::post("/ingest/orders")
+            .header(header, value)
+            .body(Body::from("{}"))
+            .expect("request");
+        let response = app(state()).oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{header}: {value}");
+    }
+}
+
+#[tokio::test]
 async fn health_metrics_and_openapi_are_served() {
     let (status, _, body) = call(Method::GET, "/healthz", "").await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
