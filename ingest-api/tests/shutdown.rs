@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::api_process::ApiProcess;
 use common::{harness, order};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use rdkafka::Message;
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::kafka::ProducerArgs;
@@ -17,38 +16,11 @@ use streamlake_ingest_api::IngestSettings;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
     let h = harness(ProducerArgs::default(), IngestSettings::default()).await;
-    let contracts = std::env::temp_dir().join(streamlake_testkit::unique_name("contracts"));
-    std::fs::create_dir_all(&contracts).expect("contracts dir");
-    let contract = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
-    std::fs::copy(contract, contracts.join(format!("{}.v1.json", h.dataset))).expect("contract copied");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-
     // A long linger keeps every record in the producer when the signal arrives.
-    let api = Command::new(env!("CARGO_BIN_EXE_ingest-api"))
-        .args([
-            "serve",
-            &format!("--listen-addr=127.0.0.1:{port}"),
-            "--kafka-linger-ms=1500",
-        ])
-        .arg("--contracts-dir")
-        .arg(&contracts)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &h.bootstrap)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ingest-api starts");
-    let api = ApiProcess(api);
+    let api = ApiProcess::start(&h, &["--kafka-linger-ms=1500"]).await;
     let http = streamlake_testkit::http_client();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = api.base.clone();
     let ready = format!("{base}/readyz");
-    streamlake_testkit::wait_until("ingest-api is ready", Duration::from_secs(30), || {
-        let (http, ready) = (http.clone(), ready.clone());
-        async move { matches!(http.get(&ready).send().await, Ok(r) if r.status().is_success()) }
-    })
-    .await;
 
     let url = format!("{base}/ingest/{}", h.dataset);
     let requests: Vec<_> = (0..20)
@@ -67,11 +39,7 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    kill(
-        Pid::from_raw(i32::try_from(api.0.id()).expect("pid")),
-        Signal::SIGTERM,
-    )
-    .expect("SIGTERM sent");
+    kill(api.pid(), Signal::SIGTERM).expect("SIGTERM sent");
 
     let mut acknowledged = Vec::new();
     for request in requests {
@@ -84,11 +52,10 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
     }
     let exit = tokio::task::spawn_blocking(move || {
         let mut api = api;
-        api.0.wait()
+        api.wait()
     })
     .await
-    .expect("join")
-    .expect("wait");
+    .expect("join");
     assert!(exit.success(), "ingest-api exited with {exit} after SIGTERM");
     assert!(
         http.get(&ready).send().await.is_err(),
@@ -113,17 +80,4 @@ async fn sigterm_drains_in_flight_requests_and_flushes_the_producer() {
         in_kafka, acknowledged,
         "exactly the acknowledged records are in Kafka"
     );
-    std::fs::remove_dir_all(&contracts).expect("cleanup");
-}
-
-/// Kills the API if the test fails before it exits by itself, so no process outlives the test.
-struct ApiProcess(Child);
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

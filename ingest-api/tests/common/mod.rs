@@ -1,6 +1,9 @@
 //! Shared by the integration tests: a fresh dataset with its own topics on the real local broker, the
-//! API in-process (`tower::ServiceExt::oneshot`), and readers of what landed in Kafka.
+//! API in-process (`tower::ServiceExt::oneshot`) or as its real binary ([`api_process::ApiProcess`]), and readers of
+//! what landed in Kafka.
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod api_process;
 
 use std::time::Duration;
 
