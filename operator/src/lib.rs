@@ -7,6 +7,7 @@ pub mod backfill;
 pub mod conditions;
 pub mod context;
 pub mod crd;
+pub mod dlqinspection;
 pub mod dqcheck;
 pub mod http;
 pub mod leader;

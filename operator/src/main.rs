@@ -13,6 +13,7 @@ use streamlake_core::offsets::OffsetClient;
 use streamlake_core::rawzone::store::LocalStore;
 use streamlake_core::rawzone::{RawZoneStore, StoreLocation};
 use streamlake_operator::backfill::{self, BackfillContext};
+use streamlake_operator::dlqinspection::{self, DlqContext};
 use streamlake_operator::dqcheck::{self, DqContext};
 use streamlake_operator::leader::LeaderElection;
 use streamlake_operator::metrics::Metrics;
@@ -131,6 +132,15 @@ async fn main() -> anyhow::Result<()> {
         store: raw_zone_store(cli.raw_zone.as_ref()),
         contracts_dir: cli.contracts_dir.clone(),
     };
+    let dlq = DlqContext {
+        client: client.clone(),
+        offsets: offsets.clone(),
+        kafka: cli.kafka.clone(),
+        kafka_timeout: Duration::from_millis(cli.kafka_timeout_ms),
+        metrics: metrics.clone(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        store: raw_zone_store(cli.raw_zone.as_ref()),
+    };
     let backfills = BackfillContext {
         client: client.clone(),
         offsets: offsets.clone(),
@@ -138,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
     };
     let (replay_stop, dq_stop, backfill_stop) = (stop.clone(), stop.clone(), stop.clone());
+    let dlq_stop = stop.clone();
     tokio::join!(
         replay::run(
             client,
@@ -151,6 +162,11 @@ async fn main() -> anyhow::Result<()> {
             dq,
             cli.namespace.clone(),
             async move { dq_stop.cancelled().await }
+        ),
+        dlqinspection::run(
+            dlq,
+            cli.namespace.clone(),
+            async move { dlq_stop.cancelled().await }
         ),
         backfill::run(backfills, cli.namespace, async move {
             backfill_stop.cancelled().await

@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::schema;
+use super::{PartitionOffset, PartitionRange, schema};
 
 /// Reads a window of a DLQ topic and reports what failed and why; can redrive records to the raw topic.
 // Each printcolumn(...) repeats `type_ = "string"`, which clippy mistakes for a duplicated attribute.
@@ -65,7 +65,7 @@ pub struct DlqInspectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::optional_timestamp")]
     pub until: Option<String>,
-    /// Or the last N records of the topic.
+    /// Or the last N records of each partition of the topic (a DLQ topic usually has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub last_records: Option<i64>,
@@ -73,7 +73,7 @@ pub struct DlqInspectionSpec {
     #[serde(default = "default_max_records")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_records: i64,
-    /// Records kept as samples in status.
+    /// Records kept as samples in status (the report in the lake keeps the same samples).
     #[serde(default = "default_sample_size")]
     #[schemars(range(min = 0, max = 100))]
     pub sample_size: i32,
@@ -141,7 +141,16 @@ pub struct DlqInspectionStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
-    /// Records in the window.
+    /// The DLQ topic read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The window as offsets, fixed when the inspection starts so a restarted operator reads the same records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<PartitionRange>,
+    /// Records the window holds; more than `total` when `maxRecords` cut the read short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_records: Option<i64>,
+    /// Records read from the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -159,8 +168,19 @@ pub struct DlqInspectionStatus {
     /// Where the full JSON report was written, under `reports/dlq/` in the lake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// The raw topic records are redriven to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive_topic: Option<String>,
+    /// End offsets of the raw topic before the first redriven record: where a resumed redrive looks
+    /// for the records it already produced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redrive_start_offsets: Vec<PartitionOffset>,
+    /// Records re-produced to the raw topic by this inspection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redriven: Option<i64>,
+    /// Selected records not redriven, by reason (`alreadyRedriven`, `maxAttempts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redrive_skipped: BTreeMap<String, i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

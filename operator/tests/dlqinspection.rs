@@ -1,0 +1,361 @@
+//! DlqInspection against the real API server and broker: a DLQ holding API rejects and consumer rejects
+//! (written with core's header code, as the ingest API and the consumer write them) is summarised by
+//! the operator on its ServiceAccount token; fixed records are redriven to the raw topic exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use kube::api::{Api, PostParams};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use streamlake_core::headers::{DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::names::DatasetName;
+use streamlake_operator::crd::DlqInspection;
+use streamlake_operator::crd::dlq_inspection::{DlqInspectionPhase, DlqInspectionStatus};
+use streamlake_testkit::{unique_name, wait_until};
+use uuid::Uuid;
+
+use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
+
+/// One record as it sits in the DLQ: key, bytes, and why it is there.
+struct Reject {
+    key: String,
+    payload: String,
+    stage: ErrorStage,
+    error_type: &'static str,
+    attempts: Option<&'static str>,
+}
+
+fn reject(key: &str, stage: ErrorStage, error_type: &'static str) -> Reject {
+    let payload = json!({"order_id": key, "customer_id": "c-1", "amount": "2.50"}).to_string();
+    Reject {
+        key: key.to_owned(),
+        payload,
+        stage,
+        error_type,
+        attempts: None,
+    }
+}
+
+/// Produces the rejects to the DLQ topic (partition by index), returning each record's event id.
+async fn produce_rejects(dataset: &DatasetName, rejects: &[Reject]) -> BTreeMap<String, Uuid> {
+    let producer: FutureProducer = kafka::config().set("acks", "all").create().expect("producer");
+    let mut ids = BTreeMap::new();
+    let topic = dataset.dlq_topic();
+    for (i, r) in rejects.iter().enumerate() {
+        let event_id = Uuid::new_v4();
+        let metadata = RecordMetadata {
+            event_id,
+            schema_version: 1,
+            ingested_at: Utc::now(),
+            source: "dlq-tests".into(),
+            content_type: "application/json".into(),
+        };
+        let mut headers = metadata.to_headers();
+        if let Some(attempts) = r.attempts {
+            headers = headers.insert(Header {
+                key: "redrive.attempts",
+                value: Some(attempts),
+            });
+        }
+        let consumer = r.stage == ErrorStage::Consumer;
+        let error = DlqError {
+            stage: r.stage,
+            error_type: r.error_type.into(),
+            message: format!("rejected as {}", r.error_type),
+            source_topic: dataset.raw_topic(),
+            source_partition: consumer.then_some(0),
+            source_offset: consumer.then_some(i as i64),
+            failed_at: Utc::now(),
+        };
+        let headers = error.append_to(headers);
+        let partition = i32::try_from(i % 2).expect("partition");
+        let record = FutureRecord::to(&topic)
+            .partition(partition)
+            .key(&r.key)
+            .payload(&r.payload)
+            .headers(headers);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("DLQ record delivered");
+        ids.insert(r.key.clone(), event_id);
+    }
+    ids
+}
+
+/// Every record of a topic: (key, payload, headers as text).
+fn read_all(topic: &str) -> Vec<(String, String, BTreeMap<String, String>)> {
+    let offsets = kafka::offsets();
+    let marks = offsets.watermarks(topic).expect("watermarks");
+    let consumer: BaseConsumer = kafka::config()
+        .set("group.id", unique_name("dlq-test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0;
+    for (p, w) in &marks {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(w.low))
+            .expect("partition");
+        remaining += w.high - w.low;
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while remaining > 0 && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+            let message = message.expect("record").detach();
+            let text = |b: Option<&[u8]>| String::from_utf8(b.unwrap_or_default().to_vec()).expect("utf-8");
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), text(h.value)))
+                        .collect::<BTreeMap<_, _>>()
+                })
+                .unwrap_or_default();
+            out.push((text(message.key()), text(message.payload()), headers));
+            remaining -= 1;
+        }
+    }
+    assert_eq!(remaining, 0, "read every record of {topic}");
+    out
+}
+
+async fn inspect(ns: &TestNamespace, name: &str, spec: Value) -> DlqInspectionStatus {
+    let inspection: DlqInspection = serde_json::from_value(json!({
+        "apiVersion": "streamlake.io/v1alpha1", "kind": "DlqInspection",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .expect("DlqInspection");
+    let api: Api<DlqInspection> = ns.api();
+    api.create(&PostParams::default(), &inspection)
+        .await
+        .expect("DlqInspection created");
+    wait_until(
+        &format!("DlqInspection {name} finishes"),
+        Duration::from_secs(90),
+        || async {
+            api.get(name)
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.phase)
+                .is_some_and(|p| matches!(p, DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed))
+        },
+    )
+    .await;
+    api.get(name)
+        .await
+        .expect("DlqInspection")
+        .status
+        .expect("status")
+}
+
+fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dlq").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+    let lake = scratch_dir(&ns.name).join("lake");
+    std::fs::create_dir_all(&lake).expect("lake dir");
+
+    let dataset = DatasetName::new(unique_name("dlq")).expect("dataset name");
+    kafka::create_topic(&dataset.dlq_topic(), 2).await;
+    kafka::create_topic(&dataset.raw_topic(), 1).await;
+    let mut looping = reject("o-loop", ErrorStage::Consumer, "contract_violation");
+    looping.attempts = Some("3");
+    let rejects = [
+        reject("o-1", ErrorStage::Api, "contract_violation"),
+        reject("o-2", ErrorStage::Api, "contract_violation"),
+        reject("o-3", ErrorStage::Api, "contract_violation"),
+        reject("o-4", ErrorStage::Api, "invalid_json"),
+        reject("o-5", ErrorStage::Consumer, "invalid_json"),
+        looping,
+    ];
+    let event_ids = produce_rejects(&dataset, &rejects).await;
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dlq-operator",
+        &[("STREAMLAKE_RAW_ZONE", &lake)],
+    );
+
+    let summary = inspect(
+        &ns,
+        "summary",
+        json!({"dataset": dataset.as_str(), "lastRecords": 100, "sampleSize": 2}),
+    )
+    .await;
+    assert_eq!(summary.phase, Some(DlqInspectionPhase::Succeeded), "{summary:?}");
+    assert_eq!(summary.total, Some(6));
+    assert_eq!(
+        summary.by_error_type,
+        counts(&[("contract_violation", 4), ("invalid_json", 2)])
+    );
+    assert_eq!(summary.by_error_stage, counts(&[("api", 4), ("consumer", 2)]));
+    assert_eq!(summary.samples.len(), 2);
+    assert_eq!(summary.top_messages[0].message, "rejected as contract_violation");
+    assert_eq!(summary.top_messages[0].count, 4);
+    assert!(summary.first_timestamp.is_some() && summary.last_timestamp.is_some());
+    assert_eq!(summary.redriven, None, "no redrive was asked for");
+    let report = summary.report.clone().expect("report location");
+    let path = report.strip_prefix("file://").expect("local report");
+    assert!(path.contains("/reports/dlq/"), "{report}");
+    let report: Value = serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("json");
+    assert_eq!(report["total"], 6);
+    assert_eq!(report["records"].as_array().map(Vec::len), Some(6));
+    assert!(
+        read_all(&dataset.raw_topic()).is_empty(),
+        "an inspection alone changes nothing"
+    );
+
+    let redrive = json!({
+        "dataset": dataset.as_str(), "lastRecords": 100,
+        "redrive": {"errorTypes": ["contract_violation"], "maxAttempts": 3}
+    });
+    let first = inspect(&ns, "redrive", redrive.clone()).await;
+    assert_eq!(first.phase, Some(DlqInspectionPhase::Succeeded), "{first:?}");
+    assert_eq!(first.redriven, Some(3), "{first:?}");
+    assert_eq!(first.redrive_skipped, counts(&[("maxAttempts", 1)]));
+    let raw = read_all(&dataset.raw_topic());
+    let mut keys: Vec<&str> = raw.iter().map(|(k, _, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["o-1", "o-2", "o-3"]);
+    for (key, payload, headers) in &raw {
+        let original = rejects.iter().find(|r| &r.key == key).expect("a redriven reject");
+        assert_eq!(payload, &original.payload, "the original bytes");
+        assert_eq!(
+            headers["event_id"],
+            event_ids[key].to_string(),
+            "the metadata headers"
+        );
+        assert_eq!(headers["redrive.attempts"], "1");
+        assert_eq!(headers["redrive.dlq.topic"], dataset.dlq_topic());
+        assert!(
+            !headers.contains_key("error.type"),
+            "no failure headers: {headers:?}"
+        );
+    }
+
+    let second = inspect(&ns, "redrive-again", redrive).await;
+    assert_eq!(second.phase, Some(DlqInspectionPhase::Succeeded), "{second:?}");
+    assert_eq!(second.redriven, Some(0), "{second:?}");
+    assert_eq!(
+        second.redrive_skipped,
+        counts(&[("alreadyRedriven", 3), ("maxAttempts", 1)])
+    );
+    assert_eq!(read_all(&dataset.raw_topic()).len(), 3, "nothing redriven twice");
+
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn the_dlq_inspection_examples_are_accepted_by_the_api_server() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dlq-examples").await;
+    let api: Api<DlqInspection> = ns.api();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut accepted = 0;
+    for entry in std::fs::read_dir(&examples).expect("examples/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("example");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = <Value as serde::Deserialize>::deserialize(doc).expect("yaml");
+            if value["kind"] != "DlqInspection" {
+                continue;
+            }
+            let inspection: DlqInspection = serde_json::from_value(value).expect("a DlqInspection");
+            api.create(&PostParams::default(), &inspection)
+                .await
+                .unwrap_or_else(|e| panic!("{} is accepted: {e}", path.display()));
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted >= 2,
+        "the examples hold DlqInspection manifests ({accepted})"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_dlq_inspections_are_refused_with_the_reason() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dlq-bad").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+    let lake = scratch_dir(&ns.name).join("lake");
+    std::fs::create_dir_all(&lake).expect("lake dir");
+    let api: Api<DlqInspection> = ns.api();
+
+    let refused = [
+        (
+            json!({"dataset": "orders", "topic": "streamlake.orders.dlq", "lastRecords": 1}),
+            "set exactly one of dataset or topic",
+        ),
+        (
+            json!({"dataset": "orders", "until": "2026-01-01T00:00:00Z", "lastRecords": 1}),
+            "until needs since",
+        ),
+        (json!({"dataset": "orders", "lastRecords": 0}), "lastRecords"),
+    ];
+    for (spec, reason) in refused {
+        let inspection: DlqInspection = serde_json::from_value(json!({
+            "apiVersion": "streamlake.io/v1alpha1", "kind": "DlqInspection",
+            "metadata": {"name": unique_name("bad")}, "spec": spec
+        }))
+        .expect("typed");
+        let err = api
+            .create(&PostParams::default(), &inspection)
+            .await
+            .expect_err("the API server refuses it");
+        assert!(err.to_string().contains(reason), "{reason}: {err}");
+    }
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dlq-bad-operator",
+        &[("STREAMLAKE_RAW_ZONE", &lake)],
+    );
+    let no_dataset = inspect(
+        &ns,
+        "no-dataset",
+        json!({"topic": "legacy-dead-letters", "lastRecords": 5, "redrive": {}}),
+    )
+    .await;
+    assert_eq!(no_dataset.phase, Some(DlqInspectionPhase::Failed));
+    assert!(
+        no_dataset
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("redrive needs a dataset"),
+        "{no_dataset:?}"
+    );
+    let missing = format!("streamlake.{}.dlq", unique_name("missing"));
+    let no_topic = inspect(&ns, "no-topic", json!({"topic": missing, "lastRecords": 5})).await;
+    assert_eq!(no_topic.phase, Some(DlqInspectionPhase::Failed));
+    assert_eq!(
+        no_topic.message.as_deref(),
+        Some(format!("topic {missing} does not exist").as_str())
+    );
+
+    ns.delete().await;
+}
