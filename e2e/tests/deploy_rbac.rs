@@ -20,6 +20,8 @@ fn operator_service_account_can_do_what_it_needs() {
         ("watch", "dlqinspections.streamlake.io", "*"),
         ("watch", "dqchecks.streamlake.io", "*"),
         ("patch", "replays.streamlake.io", NAMESPACE),
+        // A Backfill in mode Replay creates its (owned) Replay.
+        ("create", "replays.streamlake.io", NAMESPACE),
         ("patch", "replays.streamlake.io --subresource=status", NAMESPACE),
         ("patch", "backfills.streamlake.io --subresource=status", NAMESPACE),
         (
@@ -69,7 +71,6 @@ fn operator_service_account_cannot_read_secrets_or_write_cluster_wide() {
         ("update", "deployments.apps", NAMESPACE),
         ("patch", "deployments.apps", NAMESPACE),
         ("delete", "deployments.apps", NAMESPACE),
-        ("create", "replays.streamlake.io", NAMESPACE),
         ("delete", "replays.streamlake.io", NAMESPACE),
         ("update", "configmaps", NAMESPACE),
         ("create", "serviceaccounts --subresource=token", NAMESPACE),

@@ -1,21 +1,24 @@
-//! Backfill (Isolated) against the real API server, broker and process kubelet: the operator resolves a
+//! Backfill against the real API server, broker and process kubelet. Isolated: the operator resolves a
 //! day into offsets and runs the real consumer once, bounded, as a Job; a failing Job ends it Failed.
+//! Replay: the live consumer group is reset to the day through a child Replay and the live consumer
+//! re-lands the deleted day. A Backfill of a topic that does not exist ends Failed at once.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::{DatePartitionMetadata, IngestionDate, RawZoneLayout};
-use streamlake_operator::crd::Backfill;
 use streamlake_operator::crd::backfill::{BackfillPhase, BackfillStatus};
+use streamlake_operator::crd::{Backfill, Replay, ReplayPhase};
 use streamlake_testkit::{unique_name, wait_until};
 
 use common::{Operator, TestNamespace, consumer_labels, kafka, operator_kubeconfig, scratch_dir};
@@ -65,8 +68,9 @@ async fn produce(topic: &str) {
     }
 }
 
-/// The dataset's consumer Deployment, at zero replicas: the Backfill only borrows its pod template.
-fn consumer_deployment(dataset: &str, lake: &Path, contracts: &Path) -> Deployment {
+/// The dataset's consumer Deployment. At zero replicas an Isolated Backfill only borrows its pod
+/// template; a Replay Backfill needs it running.
+fn consumer_deployment(dataset: &str, lake: &Path, contracts: &Path, replicas: i32) -> Deployment {
     let env = json!([
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka::bootstrap()},
         {"name": "STREAMLAKE_DATASET", "value": dataset},
@@ -75,20 +79,35 @@ fn consumer_deployment(dataset: &str, lake: &Path, contracts: &Path) -> Deployme
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "STREAMLAKE_LISTEN", "value": "$(POD_IP):8080"},
         {"name": "STREAMLAKE_MAX_FILE_AGE", "value": "1s"},
+        {"name": "STREAMLAKE_COMMIT_INTERVAL", "value": "500ms"},
         {"name": "RUST_LOG", "value": "info"}
     ]);
+    let name = format!("{dataset}-consumer");
     serde_json::from_value(json!({
-        "metadata": {"name": format!("{dataset}-consumer"), "labels": consumer_labels(dataset)},
+        "metadata": {"name": name, "labels": consumer_labels(dataset)},
         "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": dataset}},
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": dataset}},
+                "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "consumer", "image": "streamlake/consumer", "env": env}]}
             }
         }
     }))
     .expect("deployment")
+}
+
+/// Every row line of the files, as a set: file boundaries depend on batching, rows do not.
+fn lines(files: &[LandedFile]) -> BTreeSet<String> {
+    files
+        .iter()
+        .flat_map(|(_, data)| {
+            String::from_utf8_lossy(data)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A data file's name and bytes.
@@ -118,6 +137,15 @@ fn landed(lake: &Path, dataset: &DatasetName) -> (Vec<LandedFile>, Vec<(i64, i64
 }
 
 async fn run_backfill(ns: &TestNamespace, name: &str, spec: Value) -> BackfillStatus {
+    run_backfill_within(ns, name, spec, Duration::from_secs(120)).await
+}
+
+async fn run_backfill_within(
+    ns: &TestNamespace,
+    name: &str,
+    spec: Value,
+    timeout: Duration,
+) -> BackfillStatus {
     let backfill: Backfill = serde_json::from_value(json!({
         "apiVersion": "streamlake.io/v1alpha1", "kind": "Backfill",
         "metadata": {"name": name}, "spec": spec
@@ -127,18 +155,14 @@ async fn run_backfill(ns: &TestNamespace, name: &str, spec: Value) -> BackfillSt
     api.create(&PostParams::default(), &backfill)
         .await
         .expect("Backfill created");
-    wait_until(
-        &format!("Backfill {name} finishes"),
-        Duration::from_secs(120),
-        || async {
-            api.get(name)
-                .await
-                .ok()
-                .and_then(|b| b.status)
-                .and_then(|s| s.phase)
-                .is_some_and(|p| matches!(p, BackfillPhase::Succeeded | BackfillPhase::Failed))
-        },
-    )
+    wait_until(&format!("Backfill {name} finishes"), timeout, || async {
+        api.get(name)
+            .await
+            .ok()
+            .and_then(|b| b.status)
+            .and_then(|s| s.phase)
+            .is_some_and(|p| matches!(p, BackfillPhase::Succeeded | BackfillPhase::Failed))
+    })
     .await;
     api.get(name).await.expect("Backfill").status.expect("status")
 }
@@ -165,7 +189,7 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     ns.api::<Deployment>()
         .create(
             &PostParams::default(),
-            &consumer_deployment(&dataset, &lake, &contracts),
+            &consumer_deployment(&dataset, &lake, &contracts, 0),
         )
         .await
         .expect("consumer Deployment");
@@ -199,16 +223,6 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     let (restored_files, restored_rows) = landed(&lake, &name);
     assert_eq!(restored_rows, expected, "same records, no duplicates");
     // File boundaries depend on batching; the records in them must be byte-for-byte the same rows.
-    let lines = |f: &[LandedFile]| {
-        f.iter()
-            .flat_map(|(_, data)| {
-                String::from_utf8_lossy(data)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect::<BTreeSet<_>>()
-    };
     assert_eq!(
         lines(&restored_files),
         lines(&files),
@@ -230,6 +244,121 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
             .unwrap_or_default()
             .contains("Job backfill-broken failed"),
         "{broken:?}"
+    );
+
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_the_day() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "bf-replay").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+
+    let dataset = unique_name("bfr");
+    let name = DatasetName::new(dataset.clone()).expect("dataset name");
+    let (topic, group) = (name.raw_topic(), name.consumer_group());
+    let scratch = scratch_dir(&ns.name);
+    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
+    std::fs::create_dir_all(&contracts).expect("contracts dir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/orders.v1.json"),
+        contracts.join(format!("{dataset}.v1.json")),
+    )
+    .expect("contract copied");
+    kafka::create_topic(&topic, 2).await;
+    kafka::create_topic(&name.dlq_topic(), 1).await;
+    produce(&topic).await;
+    let deployment = consumer_deployment(&dataset, &lake, &contracts, 1);
+    common::create_deployment(&ns, &deployment).await;
+    let log_end: BTreeMap<i32, i64> = (0..2).map(|p| (p, PER_PARTITION + 1)).collect();
+    wait_until(
+        "the live consumer landed and committed every record",
+        Duration::from_secs(180),
+        || async { kafka::committed(&group, &topic).await == log_end },
+    )
+    .await;
+    let (files, rows) = landed(&lake, &name);
+    let expected: Vec<(i64, i64)> = (0..2)
+        .flat_map(|p| (0..PER_PARTITION).map(move |o| (p, o)))
+        .collect();
+    assert_eq!(rows, expected, "the live consumer landed the day once");
+
+    let layout = RawZoneLayout::new(name.clone());
+    let day_dir = lake.join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
+    std::fs::remove_dir_all(&day_dir).expect("day deleted");
+    let _operator = Operator::start(&kubeconfig, &ns.name, "bf-replay-operator");
+    let status = run_backfill_within(
+        &ns,
+        "day",
+        json!({"dataset": dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
+        Duration::from_secs(240),
+    )
+    .await;
+    assert_eq!(status.phase, Some(BackfillPhase::Succeeded), "{status:?}");
+    assert_eq!(status.replay_name.as_deref(), Some("backfill-day"));
+    assert_eq!(status.job_name, None, "no Job: the live consumers re-read");
+    assert_eq!(status.progress.as_deref(), Some("100%"));
+    let ranges: Vec<(i32, i64, i64)> = status
+        .ranges
+        .iter()
+        .map(|r| (r.partition, r.start, r.end))
+        .collect();
+    assert_eq!(ranges, [(0, 0, PER_PARTITION), (1, 0, PER_PARTITION)]);
+
+    // The child Replay reset the group to the day's start and ended at the day's end.
+    let replay: Replay = ns
+        .api::<Replay>()
+        .get("backfill-day")
+        .await
+        .expect("child Replay");
+    let replay_status = replay.status.expect("Replay status");
+    assert_eq!(replay_status.phase, Some(ReplayPhase::Succeeded));
+    let plan: Vec<(i32, i64, i64)> = replay_status
+        .plan
+        .iter()
+        .map(|p| (p.partition, p.new_offset, p.end_offset))
+        .collect();
+    assert_eq!(plan, [(0, 0, PER_PARTITION), (1, 0, PER_PARTITION)]);
+    let owner = replay.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("Backfill"));
+
+    let (restored_files, restored_rows) = landed(&lake, &name);
+    assert_eq!(restored_rows, expected, "same records, no duplicates");
+    assert_eq!(
+        lines(&restored_files),
+        lines(&files),
+        "the same rows as the first landing"
+    );
+    wait_until(
+        "the group is back at the original end",
+        Duration::from_secs(60),
+        || async { kafka::committed(&group, &topic).await == log_end },
+    )
+    .await;
+    assert_eq!(
+        kafka::cli_offsets(&group),
+        log_end,
+        "kafka-consumer-groups agrees"
+    );
+    common::wait_replicas(&ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
+
+    let missing = run_backfill(
+        &ns,
+        "no-topic",
+        json!({"dataset": unique_name("nosuch"), "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
+    )
+    .await;
+    assert_eq!(missing.phase, Some(BackfillPhase::Failed), "{missing:?}");
+    assert_eq!(missing.reason.as_deref(), Some("TopicNotFound"));
+    assert!(
+        missing
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("does not exist"),
+        "{missing:?}"
     );
 
     ns.delete().await;

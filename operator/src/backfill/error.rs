@@ -15,6 +15,12 @@ pub enum Error {
     CreateJob(#[source] kube::Error),
     #[error("reading the Job: {0}")]
     ReadJob(#[source] kube::Error),
+    #[error("building the child Replay: {0}")]
+    BuildReplay(#[source] serde_json::Error),
+    #[error("creating the child Replay: {0}")]
+    CreateReplay(#[source] kube::Error),
+    #[error("reading the child Replay: {0}")]
+    ReadReplay(#[source] kube::Error),
     #[error("writing the Backfill status: {0}")]
     WriteStatus(#[source] kube::Error),
 }
@@ -28,6 +34,9 @@ impl Error {
             Self::ReadDeployments(_) => "ReadDeployments",
             Self::CreateJob(_) => "CreateJob",
             Self::ReadJob(_) => "ReadJob",
+            Self::BuildReplay(_) => "BuildReplay",
+            Self::CreateReplay(_) => "CreateReplay",
+            Self::ReadReplay(_) => "ReadReplay",
             Self::WriteStatus(_) => "WriteStatus",
         }
     }

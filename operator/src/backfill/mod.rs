@@ -1,10 +1,12 @@
-//! The Backfill controller (mode `Isolated`): resolve the range into per-partition offsets (kept in
-//! status), run the dataset's consumer once in bounded mode as a Job, and report the Job's outcome.
+//! The Backfill controller: resolve the range into per-partition offsets (kept in status), then
+//! - mode `Isolated`: run the dataset's consumer once in bounded mode as a Job, and report its outcome;
+//! - mode `Replay`: reset the live group through a child Replay bounded by the range ([`replay_mode`]).
 //!
-//! State machine in status: Pending → Running (ranges and Job name recorded) → Succeeded | Failed, so
-//! a restarted operator resumes by looking at the Job again. The Job carries an owner reference to
-//! the Backfill, so deleting the Backfill deletes the Job: no finalizer is needed.
-//! Mode `Replay` is refused with a clear status for now (see the operator README).
+//! State machine in status: Pending → Running (ranges and Job or Replay name recorded) → Succeeded |
+//! Failed, so a restarted operator resumes by looking at the Job or Replay again. Both carry an owner
+//! reference to the Backfill, so deleting the Backfill deletes them: no finalizer is needed here (the
+//! Replay's own finalizer gives the consumers back). A topic that does not exist ends the Backfill
+//! Failed (`TopicNotFound`) at once, like a Replay: the spec is immutable, so no retry could fix it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use streamlake_core::names::DatasetName;
-use streamlake_core::offsets::OffsetClient;
+use streamlake_core::offsets::{OffsetClient, OffsetError};
 
 use crate::conditions::{ConditionStatus, set_condition};
 use crate::context::FIELD_MANAGER;
@@ -33,6 +35,7 @@ use crate::replay::request::consumer_selector;
 
 mod error;
 pub mod plan;
+pub mod replay_mode;
 
 pub use error::Error;
 
@@ -116,6 +119,9 @@ async fn step(backfill: &Backfill, ctx: &BackfillContext) -> Result<Requeue, Err
     let status = backfill.status.clone().unwrap_or_default();
     match status.phase {
         Some(BackfillPhase::Succeeded | BackfillPhase::Failed) => Ok(Requeue::await_change()),
+        Some(BackfillPhase::Running) if status.replay_name.is_some() => {
+            replay_mode::watch(ctx, backfill, status).await
+        }
         Some(BackfillPhase::Running) => watch_job(backfill, status, ctx).await,
         _ => start(backfill, status, ctx).await,
     }
@@ -128,10 +134,6 @@ async fn start(
     ctx: &BackfillContext,
 ) -> Result<Requeue, Error> {
     let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
-    if backfill.spec.mode == BackfillMode::Replay {
-        let why = "mode Replay is not supported yet: use mode Isolated, or a Replay bounded by the range";
-        return finish(ctx, backfill, status, Err(("UnsupportedMode", why.into()))).await;
-    }
     let dataset = match DatasetName::new(backfill.spec.dataset.clone()) {
         Ok(d) => d,
         Err(e) => return finish(ctx, backfill, status, Err(("InvalidSpec", e.to_string()))).await,
@@ -141,13 +143,19 @@ async fn start(
         Err(e) => return finish(ctx, backfill, status, Err(("InvalidSpec", e))).await,
     };
     let topic = backfill.spec.topic.clone().unwrap_or_else(|| dataset.raw_topic());
-    let ranges = match bounds {
-        plan::Bounds::Offsets(ranges) => ranges,
-        plan::Bounds::Window { start_ms, end_ms } => resolve(ctx, &topic, start_ms, end_ms).await?,
+    let ranges = match resolve(ctx, &topic, bounds).await? {
+        Some(ranges) => ranges,
+        None => {
+            let why = format!("topic {topic} does not exist: check spec.dataset (or spec.topic)");
+            return finish(ctx, backfill, status, Err(("TopicNotFound", why))).await;
+        }
     };
     if ranges.is_empty() {
         let why = format!("{topic} holds no records in the range: nothing to backfill");
         return finish(ctx, backfill, status, Err(("EmptyRange", why))).await;
+    }
+    if backfill.spec.mode == BackfillMode::Replay {
+        return replay_mode::start(ctx, backfill, status, &dataset, &topic, ranges).await;
     }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let selector = consumer_selector(&dataset);
@@ -199,22 +207,32 @@ async fn start(
     Ok(Requeue::requeue(POLL))
 }
 
+/// The ranges of `bounds` on `topic`; `None` if the topic does not exist (a permanent problem, not a
+/// retry).
 async fn resolve(
     ctx: &BackfillContext,
     topic: &str,
-    start_ms: i64,
-    end_ms: i64,
-) -> Result<Vec<PartitionRange>, Error> {
+    bounds: plan::Bounds,
+) -> Result<Option<Vec<PartitionRange>>, Error> {
     let (offsets, topic) = (ctx.offsets.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
+    let resolved = tokio::task::spawn_blocking(move || {
         let watermarks = offsets.watermarks(&topic)?;
-        let starts = offsets.offsets_for_timestamp(&topic, start_ms)?;
-        let ends = offsets.offsets_for_timestamp(&topic, end_ms)?;
-        Ok::<_, streamlake_core::offsets::OffsetError>(plan::window_ranges(&watermarks, &starts, &ends))
+        match bounds {
+            plan::Bounds::Offsets(ranges) => Ok(ranges),
+            plan::Bounds::Window { start_ms, end_ms } => {
+                let starts = offsets.offsets_for_timestamp(&topic, start_ms)?;
+                let ends = offsets.offsets_for_timestamp(&topic, end_ms)?;
+                Ok(plan::window_ranges(&watermarks, &starts, &ends))
+            }
+        }
     })
     .await
-    .map_err(Error::KafkaTask)?
-    .map_err(Error::ReadKafka)
+    .map_err(Error::KafkaTask)?;
+    match resolved {
+        Ok(ranges) => Ok(Some(ranges)),
+        Err(OffsetError::UnknownTopic { .. }) => Ok(None),
+        Err(e) => Err(Error::ReadKafka(e)),
+    }
 }
 
 async fn watch_job(

@@ -119,8 +119,12 @@ pub struct BackfillStatus {
     /// The per-partition offset ranges resolved from the spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<PartitionRange>,
+    /// Mode `Isolated`: the Job that lands the ranges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
+    /// Mode `Replay`: the Replay (owned by this Backfill) that resets the live group to the ranges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_written: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
