@@ -281,5 +281,17 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     assert!(!consistent.passed);
     assert_eq!(consistent.observed, format!("{DAY}: _metadata.json is missing"));
 
+    // A dataset with no raw topic ends Failed at once, saying so, instead of being retried forever.
+    let nosuch = unique_name("nosuch");
+    let no_topic = run_check(&ns, "no-topic", all_checks(&nosuch, DAY)).await;
+    assert_eq!(no_topic.phase, Some(DqCheckPhase::Failed), "{no_topic:?}");
+    assert_eq!(
+        no_topic.message.as_deref(),
+        Some(
+            format!("topic streamlake.{nosuch}.raw does not exist: dataset {nosuch} has no raw topic to check against")
+                .as_str()
+        )
+    );
+
     ns.delete().await;
 }

@@ -4,7 +4,8 @@
 //! files, Kafka offsets by timestamp and the group's committed offsets), bounded (at most
 //! [`MAX_DAYS`] days, one file in memory at a time, at most the sample size of rows parsed), and need
 //! no credentials the operator lacks. A DqCheck holds nothing outside its own object, so it needs no
-//! finalizer; a restarted operator simply runs an unfinished one again.
+//! finalizer; a restarted operator simply runs an unfinished one again. A dataset without a raw topic
+//! ends the DqCheck Failed at once, saying so: the spec is immutable, so no retry could fix it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use streamlake_core::names::DatasetName;
-use streamlake_core::offsets::OffsetClient;
+use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::{IngestionDate, RawZoneStore};
 
 use crate::conditions::{ConditionStatus, set_condition};
@@ -204,7 +205,7 @@ async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
         Ok(store) => store,
         Err(problem) => return finish(ctx, check, status, Err(problem.clone())).await,
     };
-    let observation = observe::observe(
+    let observation = match observe::observe(
         store,
         &ctx.offsets,
         &ctx.contracts_dir,
@@ -213,7 +214,18 @@ async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
         request.sample_size,
         now.as_millisecond(),
     )
-    .await?;
+    .await
+    {
+        // No raw topic: nothing to check against, and no retry will make one (the spec is fixed).
+        Err(Error::ReadKafka(OffsetError::UnknownTopic { topic })) => {
+            let why = format!(
+                "topic {topic} does not exist: dataset {} has no raw topic to check against",
+                request.dataset
+            );
+            return finish(ctx, check, status, Err(why)).await;
+        }
+        other => other?,
+    };
     let results = checks::evaluate(&check.spec.checks, request.max_age_ms, &observation);
     let failed: Vec<&str> = results
         .iter()
