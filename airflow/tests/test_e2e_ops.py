@@ -59,12 +59,6 @@ def test_backfill_without_a_consumer_deployment_fails_with_its_message(
 # --- DlqInspection -------------------------------------------------------------------------------------
 
 
-# The operator has no DlqInspection controller yet (issue 6): these run once it does.
-DLQ_CONTROLLER_MISSING = pytest.mark.xfail(
-    reason="the operator does not reconcile DlqInspection yet (issue 6)", run=False, strict=True
-)
-
-
 def dlq_headers(error_type: str, stage: str) -> dict[str, str]:
     return {
         "error.stage": stage,
@@ -75,7 +69,6 @@ def dlq_headers(error_type: str, stage: str) -> dict[str, str]:
     }
 
 
-@DLQ_CONTROLLER_MISSING
 def test_dlq_inspection_counts_error_types(kube, capfd, kafka, namespace, operator):
     dataset = unique_dataset("dlq")
     topic = f"streamlake.{dataset}.dlq"
@@ -105,7 +98,6 @@ def test_dlq_inspection_counts_error_types(kube, capfd, kafka, namespace, operat
     assert f"topic={topic}" in result.output
 
 
-@DLQ_CONTROLLER_MISSING
 def test_dlq_inspection_of_a_missing_topic_fails_with_its_message(kube, capfd, namespace, operator):
     conf = {"topic": f"streamlake.missing-{uuid.uuid4().hex[:8]}.dlq", "last_records": 10}
     result = run_dag(kube, capfd, DLQ_INSPECTION, load_dag("streamlake_dlq_inspection"), namespace, conf)
