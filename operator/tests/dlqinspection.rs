@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use streamlake_core::headers::{DlqError, ErrorStage, RecordMetadata};
 use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::store::LocalStore;
 use streamlake_operator::crd::DlqInspection;
 use streamlake_operator::crd::dlq_inspection::{DlqInspectionPhase, DlqInspectionStatus};
+use streamlake_operator::dlqinspection::redrive::{Marker, marker_key};
 use streamlake_testkit::{unique_name, wait_until};
 use uuid::Uuid;
 
@@ -260,6 +262,149 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         counts(&[("alreadyRedriven", 3), ("maxAttempts", 1)])
     );
     assert_eq!(read_all(&dataset.raw_topic()).len(), 3, "nothing redriven twice");
+
+    ns.delete().await;
+}
+
+/// The state an operator killed mid-redrive leaves: the window and the raw topic's start offsets in
+/// status, claims on two DLQ records, and only the first of them acknowledged in the raw topic. The
+/// restarted operator produces the claimed-but-missing record and the unclaimed one, not the first again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redrive_resumed_after_a_crash_produces_only_what_is_missing() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dlq-resume").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+    let lake = scratch_dir(&ns.name).join("lake");
+    std::fs::create_dir_all(&lake).expect("lake dir");
+
+    let dataset = DatasetName::new(unique_name("dlqr")).expect("dataset name");
+    let (dlq, raw) = (dataset.dlq_topic(), dataset.raw_topic());
+    kafka::create_topic(&dlq, 2).await;
+    kafka::create_topic(&raw, 1).await;
+    let rejects = [
+        reject("o-1", ErrorStage::Api, "contract_violation"),
+        reject("o-2", ErrorStage::Api, "contract_violation"),
+        reject("o-3", ErrorStage::Consumer, "contract_violation"),
+    ];
+    produce_rejects(&dataset, &rejects).await;
+
+    let api: Api<DlqInspection> = ns.api();
+    let inspection: DlqInspection = serde_json::from_value(json!({
+        "apiVersion": "streamlake.io/v1alpha1", "kind": "DlqInspection",
+        "metadata": {"name": "resumed"},
+        "spec": {"dataset": dataset.as_str(), "lastRecords": 10, "redrive": {}}
+    }))
+    .expect("DlqInspection");
+    let created = api
+        .create(&PostParams::default(), &inspection)
+        .await
+        .expect("created");
+    let uid = created.metadata.uid.clone().expect("uid");
+    let crashed = json!({
+        "apiVersion": "streamlake.io/v1alpha1", "kind": "DlqInspection",
+        "status": {
+            "phase": "Running", "topic": dlq, "windowRecords": 3, "redriveTopic": raw,
+            "ranges": [{"partition": 0, "start": 0, "end": 2}, {"partition": 1, "start": 0, "end": 1}],
+            "redriveStartOffsets": [{"partition": 0, "offset": 0}],
+        }
+    });
+    api.patch_status(
+        "resumed",
+        &PatchParams::apply("streamlake-operator").force(),
+        &Patch::Apply(&crashed),
+    )
+    .await
+    .expect("status of the crashed run");
+    // o-1 is DLQ partition 0 offset 0, o-2 partition 1 offset 0: both claimed, only o-1 acknowledged.
+    let store = LocalStore::new(lake.clone());
+    for (partition, offset) in [(0, 0), (1, 0)] {
+        let marker = Marker {
+            redrive_id: uid.clone(),
+            inspection: format!("{}/resumed", ns.name),
+            dlq_topic: dlq.clone(),
+            partition,
+            offset,
+        };
+        store
+            .put(
+                &marker_key(&dlq, partition, offset),
+                serde_json::to_vec(&marker).expect("json").into(),
+            )
+            .await
+            .expect("marker written");
+    }
+    let producer: FutureProducer = kafka::config().set("acks", "all").create().expect("producer");
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "redrive.id",
+            value: Some(uid.as_str()),
+        })
+        .insert(Header {
+            key: "redrive.dlq.topic",
+            value: Some(dlq.as_str()),
+        })
+        .insert(Header {
+            key: "redrive.dlq.partition",
+            value: Some("0"),
+        })
+        .insert(Header {
+            key: "redrive.dlq.offset",
+            value: Some("0"),
+        });
+    producer
+        .send(
+            FutureRecord::to(&raw)
+                .key("o-1")
+                .payload(&rejects[0].payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the record redriven before the crash");
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dlq-resume-operator",
+        &[("STREAMLAKE_RAW_ZONE", &lake)],
+    );
+    wait_until(
+        "the resumed DlqInspection finishes",
+        Duration::from_secs(90),
+        || async {
+            api.get("resumed")
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.phase)
+                .is_some_and(|p| matches!(p, DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed))
+        },
+    )
+    .await;
+    let status = api
+        .get("resumed")
+        .await
+        .expect("DlqInspection")
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
+    assert_eq!(status.redriven, Some(3), "{status:?}");
+    assert!(status.redrive_skipped.is_empty(), "{status:?}");
+    let mut positions: Vec<(String, String, String)> = read_all(&raw)
+        .into_iter()
+        .map(|(key, _, h)| {
+            (
+                key,
+                h["redrive.dlq.partition"].clone(),
+                h["redrive.dlq.offset"].clone(),
+            )
+        })
+        .collect();
+    positions.sort();
+    let expected = [("o-1", "0", "0"), ("o-2", "1", "0"), ("o-3", "0", "1")]
+        .map(|(k, p, o)| (k.to_owned(), p.to_owned(), o.to_owned()));
+    assert_eq!(positions, expected, "each DLQ record once in the raw topic");
 
     ns.delete().await;
 }
