@@ -10,6 +10,7 @@ pub mod crd;
 pub mod dlqinspection;
 pub mod dqcheck;
 pub mod http;
+pub mod lake;
 pub mod leader;
 pub mod metrics;
 pub mod replay;

@@ -10,11 +10,11 @@ use clap::Parser;
 use kube::runtime::events::Reporter;
 use streamlake_core::kafka::KafkaArgs;
 use streamlake_core::offsets::OffsetClient;
-use streamlake_core::rawzone::store::LocalStore;
-use streamlake_core::rawzone::{RawZoneStore, StoreLocation};
+use streamlake_core::rawzone::StoreLocation;
 use streamlake_operator::backfill::{self, BackfillContext};
 use streamlake_operator::dlqinspection::{self, DlqContext};
 use streamlake_operator::dqcheck::{self, DqContext};
+use streamlake_operator::lake::{self, GcsArgs};
 use streamlake_operator::leader::LeaderElection;
 use streamlake_operator::metrics::Metrics;
 use streamlake_operator::{http, replay, startup};
@@ -43,7 +43,8 @@ struct Cli {
     /// Time limit of each Kafka call, in milliseconds.
     #[arg(long, env = "STREAMLAKE_KAFKA_TIMEOUT_MS", default_value_t = 10_000)]
     kafka_timeout_ms: u64,
-    /// The raw zone DqChecks read and write reports to: file:///path or a directory (gs:// not yet).
+    /// The raw zone DqChecks and DlqInspections read and write reports to: file:///path, a directory or
+    /// gs://bucket/prefix.
     #[arg(long, env = "STREAMLAKE_RAW_ZONE")]
     raw_zone: Option<StoreLocation>,
     /// Directory of the dataset contracts (<dataset>.v<N>.json), for the DqCheck contract sample.
@@ -51,6 +52,8 @@ struct Cli {
     contracts_dir: PathBuf,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    gcs: GcsArgs,
 }
 
 #[tokio::main]
@@ -124,12 +127,16 @@ async fn main() -> anyhow::Result<()> {
         controller: "streamlake-operator".into(),
         instance: Some(identity),
     };
+    let lake = lake::open(cli.raw_zone.as_ref(), &cli.gcs.options()).await;
+    if let Err(problem) = &lake {
+        tracing::warn!(%problem, "no usable raw zone: DqChecks and DlqInspections will fail, saying why");
+    }
     let dq = DqContext {
         client: client.clone(),
         offsets: offsets.clone(),
         metrics: metrics.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
-        store: raw_zone_store(cli.raw_zone.as_ref()),
+        store: lake.clone(),
         contracts_dir: cli.contracts_dir.clone(),
     };
     let dlq = DlqContext {
@@ -139,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
         kafka_timeout: Duration::from_millis(cli.kafka_timeout_ms),
         metrics: metrics.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
-        store: raw_zone_store(cli.raw_zone.as_ref()),
+        store: lake.clone(),
     };
     let backfills = BackfillContext {
         client: client.clone(),
@@ -181,17 +188,6 @@ async fn main() -> anyhow::Result<()> {
     election.release().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The raw zone the lake-reading controllers use, or why there is none (said on their status).
-fn raw_zone_store(location: Option<&StoreLocation>) -> Result<RawZoneStore, String> {
-    match location {
-        Some(StoreLocation::Local { root }) => Ok(RawZoneStore::Local(LocalStore::new(root.clone()))),
-        Some(other) => Err(format!(
-            "the operator reads file:// raw zones only; {other} is not supported yet"
-        )),
-        None => Err("the operator has no raw zone: set --raw-zone or STREAMLAKE_RAW_ZONE".into()),
-    }
 }
 
 /// `hostname-pid` when no pod name is given: unique per process on one host.

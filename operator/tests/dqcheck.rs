@@ -13,14 +13,14 @@ use kube::api::{Api, PostParams};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use streamlake_core::names::DatasetName;
-use streamlake_core::rawzone::store::LocalStore;
+use streamlake_core::rawzone::store::{GcsOptions, LocalStore};
 use streamlake_core::rawzone::{
     CommitOutcome, DataFileName, FileEntry, FileFormat, IngestionDate, Landing, RawZoneLayout, RawZoneStore,
-    commit_landing, file_checksum, load_metadata,
+    StoreLocation, commit_landing, file_checksum, load_metadata,
 };
 use streamlake_operator::crd::DqCheck;
 use streamlake_operator::crd::dq_check::{CheckResult, DqCheckPhase, DqCheckStatus};
-use streamlake_testkit::{unique_name, wait_until};
+use streamlake_testkit::{require_env, unique_name, wait_until};
 
 use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
 
@@ -123,6 +123,38 @@ async fn land(store: &RawZoneStore, layout: &RawZoneLayout, partition: i32, rows
     assert!(matches!(outcome, CommitOutcome::Committed { .. }), "{outcome:?}");
 }
 
+/// The day's records produced to a new topic, landed in two files per partition and committed by
+/// the dataset's group, as a healthy consumer leaves them.
+async fn seed_day(store: &RawZoneStore, layout: &RawZoneLayout, name: &DatasetName) {
+    kafka::create_topic(&name.raw_topic(), 2).await;
+    let produced = produce(&name.raw_topic()).await;
+    for (partition, rows) in &produced {
+        let half = rows.len() / 2;
+        land(store, layout, *partition, &rows[..half]).await;
+        land(store, layout, *partition, &rows[half..]).await;
+    }
+    kafka::commit(
+        &name.consumer_group(),
+        &name.raw_topic(),
+        produced
+            .iter()
+            .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
+            .collect(),
+    )
+    .await;
+}
+
+/// A contracts directory holding the orders contract under the dataset's name.
+fn contracts_for(dir: &Path, dataset: &str) {
+    std::fs::create_dir_all(dir).expect("contracts dir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        repo.join("contracts/orders.v1.json"),
+        dir.join(format!("{dataset}.v1.json")),
+    )
+    .expect("contract copied");
+}
+
 async fn run_check(ns: &TestNamespace, name: &str, spec: Value) -> DqCheckStatus {
     let check: DqCheck = serde_json::from_value(json!({
         "apiVersion": "streamlake.io/v1alpha1", "kind": "DqCheck",
@@ -178,32 +210,11 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     let name = DatasetName::new(dataset.clone()).expect("dataset name");
     let scratch = scratch_dir(&ns.name);
     let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    std::fs::create_dir_all(&contracts).expect("contracts dir");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::copy(
-        repo.join("contracts/orders.v1.json"),
-        contracts.join(format!("{dataset}.v1.json")),
-    )
-    .expect("contract copied");
+    contracts_for(&contracts, &dataset);
 
-    kafka::create_topic(&name.raw_topic(), 2).await;
-    let produced = produce(&name.raw_topic()).await;
     let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
     let layout = RawZoneLayout::new(name.clone());
-    for (partition, rows) in &produced {
-        let half = rows.len() / 2;
-        land(&store, &layout, *partition, &rows[..half]).await;
-        land(&store, &layout, *partition, &rows[half..]).await;
-    }
-    kafka::commit(
-        &name.consumer_group(),
-        &name.raw_topic(),
-        produced
-            .iter()
-            .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
-            .collect(),
-    )
-    .await;
+    seed_day(&store, &layout, &name).await;
 
     let _operator = Operator::start_with_env(
         &kubeconfig,
@@ -290,6 +301,108 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
         Some(
             format!("topic streamlake.{nosuch}.raw does not exist: dataset {nosuch} has no raw topic to check against")
                 .as_str()
+        )
+    );
+
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
+    let emulator = require_env("STORAGE_EMULATOR_HOST");
+    let bucket = require_env("STREAMLAKE_GCS_BUCKET");
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dq-gcs").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+
+    let dataset = unique_name("dqg");
+    let name = DatasetName::new(dataset.clone()).expect("dataset name");
+    let contracts = scratch_dir(&ns.name).join("contracts");
+    contracts_for(&contracts, &dataset);
+    let location = format!("gs://{bucket}/operator-tests/{}", ns.name);
+    let options = GcsOptions {
+        endpoint: Some(emulator.clone()),
+        anonymous: true,
+        ..GcsOptions::default()
+    };
+    let store = RawZoneStore::open(&location.parse::<StoreLocation>().expect("location"), &options)
+        .await
+        .expect("a store on the GCS emulator");
+    let layout = RawZoneLayout::new(name.clone());
+    seed_day(&store, &layout, &name).await;
+
+    // The operator finds the emulator through STORAGE_EMULATOR_HOST, inherited like the consumer's.
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dq-gcs-operator",
+        &[
+            ("STREAMLAKE_RAW_ZONE", Path::new(&location)),
+            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+        ],
+    );
+    let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
+    assert_eq!(healthy.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
+    assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
+    assert_eq!(
+        check(&healthy, "offsetContinuity").observed,
+        "40 offsets landed once each"
+    );
+    let report = healthy.report.clone().expect("report location");
+    let key = report
+        .strip_prefix(&format!("{location}/"))
+        .unwrap_or_else(|| panic!("the report {report} is in the gs:// raw zone"));
+    assert!(key.starts_with("reports/dq/"), "{report}");
+    let written = store
+        .get(key)
+        .await
+        .expect("report read")
+        .expect("report in the bucket");
+    let report: Value = serde_json::from_slice(&written.data).expect("report json");
+    assert_eq!(report["passed"], true);
+
+    // A data file removed from the bucket: the check reads GCS, so it sees the gap.
+    let date: IngestionDate = DAY.parse().expect("date");
+    let doc = load_metadata(&store, &layout, date).await.expect("metadata").doc;
+    let removed = doc.partition_files(1)[0].clone();
+    // Through the JSON API: core's delete goes over gRPC, which the emulator does not serve.
+    let object = format!(
+        "operator-tests/{}/{}",
+        ns.name,
+        layout.data_file_key(date, &removed.path)
+    );
+    let encoded: String = object
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let deleted = streamlake_testkit::http_client()
+        .delete(format!("{emulator}/storage/v1/b/{bucket}/o/{encoded}"))
+        .send()
+        .await
+        .expect("DELETE answered");
+    assert!(
+        deleted.status().is_success(),
+        "DELETE {object}: {}",
+        deleted.status()
+    );
+    assert!(
+        store
+            .get(&layout.data_file_key(date, &removed.path))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
+    assert_eq!(missing.phase, Some(DqCheckPhase::Failed), "{missing:?}");
+    assert_eq!(
+        check(&missing, "offsetContinuity").observed,
+        format!(
+            "{DAY}: gap at partition 1 offsets {}..={}",
+            removed.first_offset, removed.last_offset
         )
     );
 
