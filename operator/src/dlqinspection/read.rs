@@ -100,11 +100,12 @@ pub fn read_ranges(
                 continue;
             }
         };
-        last_progress = Instant::now();
         let (partition, offset) = (owned.partition(), owned.offset());
         let Some(&end) = pending.get(&partition) else {
             continue;
         };
+        // Progress is a record of an unfinished range, not new records past a finished one.
+        last_progress = Instant::now();
         if offset >= end {
             pending.remove(&partition);
             continue;
