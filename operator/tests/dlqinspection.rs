@@ -21,7 +21,7 @@ use streamlake_core::rawzone::store::LocalStore;
 use streamlake_operator::crd::DlqInspection;
 use streamlake_operator::crd::dlq_inspection::{DlqInspectionPhase, DlqInspectionStatus};
 use streamlake_operator::dlqinspection::redrive::{Marker, marker_key};
-use streamlake_testkit::{unique_name, wait_until};
+use streamlake_testkit::{http_client, require_env, unique_name, wait_until};
 use uuid::Uuid;
 
 use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
@@ -405,6 +405,106 @@ async fn a_redrive_resumed_after_a_crash_produces_only_what_is_missing() {
     let expected = [("o-1", "0", "0"), ("o-2", "1", "0"), ("o-3", "0", "1")]
         .map(|(k, p, o)| (k.to_owned(), p.to_owned(), o.to_owned()));
     assert_eq!(positions, expected, "each DLQ record once in the raw topic");
+
+    ns.delete().await;
+}
+
+/// Rejects written by the deployed ingest API (dev/up, STREAMLAKE_API_URL) to the shared
+/// `streamlake.orders.dlq`: other tests may reject orders too, so the check is that each of ours is
+/// counted with the stage and type the API answered, and the counts include them. Nothing is redriven.
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_of_the_deployed_ingest_api_are_counted_by_type_and_stage() {
+    let api_url = require_env("STREAMLAKE_API_URL");
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dlq-api").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+    let lake = scratch_dir(&ns.name).join("lake");
+    std::fs::create_dir_all(&lake).expect("lake dir");
+
+    let since = Utc::now() - chrono::Duration::seconds(2);
+    let order_id = unique_name("dlq-api");
+    let bad_currency = json!({
+        "order_id": order_id, "customer_id": "c-1",
+        "line_items": [{"sku": "sku-1", "quantity": 1, "unit_price": "1.00"}],
+        "amount": "1.00", "currency": "euros", "created_at": "2026-11-01T10:00:00Z"
+    })
+    .to_string();
+    let http = http_client();
+    let mut ours = Vec::new();
+    for body in [
+        bad_currency.as_str(),
+        bad_currency.as_str(),
+        "{\"order_id\": not json",
+    ] {
+        let answer = http
+            .post(format!("{api_url}/ingest/orders"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the deployed ingest API answers");
+        let status = answer.status().as_u16();
+        let answer: Value = answer.json().await.expect("a JSON error");
+        assert!(matches!(status, 400 | 422), "{status}: {answer}");
+        let dlq = &answer["error"]["dlq"];
+        assert_eq!(
+            dlq["topic"], "streamlake.orders.dlq",
+            "the reject went to the DLQ: {answer}"
+        );
+        ours.push((
+            dlq["partition"].as_i64().expect("partition"),
+            dlq["offset"].as_i64().expect("offset"),
+            answer["error"]["code"].as_str().expect("code").to_owned(),
+        ));
+    }
+    let until = Utc::now() + chrono::Duration::seconds(2);
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dlq-api-operator",
+        &[("STREAMLAKE_RAW_ZONE", &lake)],
+    );
+    let rfc3339 = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let status = inspect(
+        &ns,
+        "api-rejects",
+        json!({"dataset": "orders", "since": rfc3339(since), "until": rfc3339(until), "maxRecords": 100000}),
+    )
+    .await;
+    assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
+    assert!(
+        status.by_error_stage.get("api").copied().unwrap_or(0) >= 3,
+        "{status:?}"
+    );
+    assert!(
+        status
+            .by_error_type
+            .get("contract_violation")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{status:?}"
+    );
+    assert!(
+        status.by_error_type.get("invalid_json").copied().unwrap_or(0) >= 1,
+        "{status:?}"
+    );
+    let report = status.report.clone().expect("report location");
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(report.strip_prefix("file://").expect("local report")).expect("report written"),
+    )
+    .expect("json");
+    let records = report["records"].as_array().expect("listed records");
+    for (partition, offset, code) in &ours {
+        let listed = records
+            .iter()
+            .find(|r| r["partition"] == *partition && r["offset"] == *offset)
+            .unwrap_or_else(|| panic!("our reject at {partition}/{offset} is in the report"));
+        assert_eq!(listed["errorType"], code.as_str(), "{listed}");
+        assert_eq!(listed["errorStage"], "api", "{listed}");
+    }
 
     ns.delete().await;
 }
