@@ -409,11 +409,12 @@ async fn a_redrive_resumed_after_a_crash_produces_only_what_is_missing() {
     ns.delete().await;
 }
 
-/// Rejects written by the deployed ingest API (dev/up, STREAMLAKE_API_URL) to the shared
-/// `streamlake.orders.dlq`: other tests may reject orders too, so the check is that each of ours is
-/// counted with the stage and type the API answered, and the counts include them. Nothing is redriven.
+/// Rejects written to the shared `streamlake.orders.dlq` by the platform dev/up deploys: the ingest API
+/// (STREAMLAKE_API_URL) refusing invalid orders, and the orders consumer refusing a record that is not
+/// JSON. Other tests may reject orders too, so the check is that each of ours is listed in the report
+/// with its stage and type, and the counts include them. Nothing is redriven.
 #[tokio::test(flavor = "multi_thread")]
-async fn rejects_of_the_deployed_ingest_api_are_counted_by_type_and_stage() {
+async fn rejects_of_the_deployed_api_and_consumer_are_counted_by_type_and_stage() {
     let api_url = require_env("STREAMLAKE_API_URL");
     let client = common::admin().await;
     common::install_crds(&client).await;
@@ -458,6 +459,39 @@ async fn rejects_of_the_deployed_ingest_api_are_counted_by_type_and_stage() {
             answer["error"]["code"].as_str().expect("code").to_owned(),
         ));
     }
+    // A record the API would have refused, produced past it: the deployed consumer dead-letters it.
+    let producer: FutureProducer = kafka::config().set("acks", "all").create().expect("producer");
+    let delivered = producer
+        .send(
+            FutureRecord::to("streamlake.orders.raw")
+                .key(&order_id)
+                .payload("{not json"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered to the raw topic");
+    let (raw_partition, raw_offset) = (delivered.partition, delivered.offset);
+    let (source_partition, source_offset) = (raw_partition.to_string(), raw_offset.to_string());
+    wait_until(
+        "the deployed orders consumer dead-letters the record (is dev/up's platform running?)",
+        Duration::from_secs(60),
+        || {
+            let (p, o) = (source_partition.clone(), source_offset.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    read_all("streamlake.orders.dlq").iter().any(|(_, _, h)| {
+                        h.get("source.topic")
+                            .is_some_and(|t| t == "streamlake.orders.raw")
+                            && h.get("source.partition") == Some(&p)
+                            && h.get("source.offset") == Some(&o)
+                    })
+                })
+                .await
+                .expect("reader")
+            }
+        },
+    )
+    .await;
     let until = Utc::now() + chrono::Duration::seconds(2);
 
     let _operator = Operator::start_with_env(
@@ -474,23 +508,16 @@ async fn rejects_of_the_deployed_ingest_api_are_counted_by_type_and_stage() {
     )
     .await;
     assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
-    assert!(
-        status.by_error_stage.get("api").copied().unwrap_or(0) >= 3,
-        "{status:?}"
-    );
-    assert!(
-        status
-            .by_error_type
-            .get("contract_violation")
-            .copied()
-            .unwrap_or(0)
-            >= 2,
-        "{status:?}"
-    );
-    assert!(
-        status.by_error_type.get("invalid_json").copied().unwrap_or(0) >= 1,
-        "{status:?}"
-    );
+    let at_least = |counts: &BTreeMap<String, i64>, key: &str, n: i64| {
+        assert!(
+            counts.get(key).copied().unwrap_or(0) >= n,
+            "{key} >= {n}: {status:?}"
+        );
+    };
+    at_least(&status.by_error_stage, "api", 3);
+    at_least(&status.by_error_stage, "consumer", 1);
+    at_least(&status.by_error_type, "contract_violation", 2);
+    at_least(&status.by_error_type, "invalid_json", 2);
     let report = status.report.clone().expect("report location");
     let report: Value = serde_json::from_slice(
         &std::fs::read(report.strip_prefix("file://").expect("local report")).expect("report written"),
@@ -505,6 +532,12 @@ async fn rejects_of_the_deployed_ingest_api_are_counted_by_type_and_stage() {
         assert_eq!(listed["errorType"], code.as_str(), "{listed}");
         assert_eq!(listed["errorStage"], "api", "{listed}");
     }
+    let consumer_reject = records
+        .iter()
+        .find(|r| r["sourcePartition"] == raw_partition && r["sourceOffset"] == raw_offset)
+        .unwrap_or_else(|| panic!("the consumer's reject of {raw_partition}/{raw_offset} is in the report"));
+    assert_eq!(consumer_reject["errorStage"], "consumer", "{consumer_reject}");
+    assert_eq!(consumer_reject["errorType"], "invalid_json", "{consumer_reject}");
 
     ns.delete().await;
 }

@@ -158,6 +158,8 @@ pub fn view(message: &OwnedMessage) -> DlqRecordView {
         error_message: header(message, headers::ERROR_MESSAGE),
         source: header(message, headers::SOURCE),
         failed_at: header(message, headers::FAILED_AT),
+        source_partition: header(message, headers::SOURCE_PARTITION).and_then(|p| p.parse().ok()),
+        source_offset: header(message, headers::SOURCE_OFFSET).and_then(|o| o.parse().ok()),
         // An unreadable count is treated as exhausted: the guard errs on the side of not looping.
         attempts: header(message, REDRIVE_ATTEMPTS).map_or(0, |a| a.parse().unwrap_or(u32::MAX)),
     }

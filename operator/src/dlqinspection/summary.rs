@@ -29,6 +29,9 @@ pub struct DlqRecordView {
     pub error_message: Option<String>,
     pub source: Option<String>,
     pub failed_at: Option<String>,
+    /// Where a consumer reject sat in the raw topic (absent for API rejects, which never reached it).
+    pub source_partition: Option<i32>,
+    pub source_offset: Option<i64>,
     /// Times this record was redriven already (the `redrive.attempts` header; absent: 0).
     pub attempts: u32,
 }
@@ -43,6 +46,8 @@ pub struct ListedRecord {
     pub error_type: Option<String>,
     pub error_stage: Option<String>,
     pub error_message: Option<String>,
+    pub source_partition: Option<i32>,
+    pub source_offset: Option<i64>,
     pub attempts: u32,
 }
 
@@ -106,6 +111,8 @@ impl Summary {
                 error_type: r.error_type.clone(),
                 error_stage: r.error_stage.clone(),
                 error_message: message,
+                source_partition: r.source_partition,
+                source_offset: r.source_offset,
                 attempts: r.attempts,
             });
         }
