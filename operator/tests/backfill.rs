@@ -344,6 +344,48 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
     );
     common::wait_replicas(&ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
 
+    // Deleted mid-way (a member outside Kubernetes keeps the group from emptying): the Backfill's
+    // Replay goes with it, and the Replay's finalizer gives the consumers back.
+    let holder = kafka::GroupMember::join_with(&group, &topic, "cooperative-sticky", 1).await;
+    let held: Backfill = serde_json::from_value(json!({
+        "apiVersion": "streamlake.io/v1alpha1", "kind": "Backfill", "metadata": {"name": "held"},
+        "spec": {"dataset": dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}
+    }))
+    .expect("backfill");
+    let backfills: Api<Backfill> = ns.api();
+    backfills
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("Backfill created");
+    wait_until(
+        "the held Backfill mirrors its Replay waiting for the group, with the consumers at 0",
+        Duration::from_secs(60),
+        || async {
+            let mirrored = backfills
+                .get("held")
+                .await
+                .ok()
+                .and_then(|b| b.status)
+                .and_then(|s| s.message)
+                .is_some_and(|m| m.contains("Replay backfill-held is WaitingForGroupEmpty"));
+            mirrored && common::spec_replicas(&ns, &deployment.name_any()).await == Some(0)
+        },
+    )
+    .await;
+    backfills
+        .delete("held", &Default::default())
+        .await
+        .expect("Backfill deleted");
+    let replays: Api<Replay> = ns.api();
+    wait_until(
+        "the Replay is deleted with its Backfill",
+        Duration::from_secs(60),
+        || async { replays.get_opt("backfill-held").await.ok().flatten().is_none() },
+    )
+    .await;
+    common::wait_replicas(&ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
+    holder.leave();
+
     let missing = run_backfill(
         &ns,
         "no-topic",

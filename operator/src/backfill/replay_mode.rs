@@ -216,6 +216,14 @@ pub(super) async fn watch(
         let why = format!("Replay {replay_name} is gone before it finished");
         return finish(ctx, backfill, status, Err(("ReplayGone", why))).await;
     };
+    let owned = replay
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == backfill.metadata.uid.as_ref());
+    if !owned {
+        let why = format!("Replay {replay_name} exists but is not this Backfill's: delete or rename it");
+        return finish(ctx, backfill, status, Err(("ReplayNameTaken", why))).await;
+    }
     match mirror(&replay_name, replay.status.as_ref()) {
         Mirror::Succeeded(message) => {
             status.progress = Some("100%".into());

@@ -145,10 +145,17 @@ pub struct GroupMember {
 
 impl GroupMember {
     pub async fn join(group: &str, topic: &str) -> Self {
+        Self::join_with(group, topic, "range,roundrobin", 0).await
+    }
+
+    /// Joins next to `others` members already in the group, with their assignment `strategy` (a member
+    /// with no strategy in common is refused; the StreamLake consumer's is `cooperative-sticky`).
+    pub async fn join_with(group: &str, topic: &str, strategy: &str, others: usize) -> Self {
         let consumer: BaseConsumer = config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "latest")
+            .set("partition.assignment.strategy", strategy)
             .create()
             .expect("member consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
@@ -168,7 +175,7 @@ impl GroupMember {
         wait_until(
             "the test's member has joined the group",
             Duration::from_secs(30),
-            || async { members(group).await >= 1 },
+            || async { members(group).await > others },
         )
         .await;
         member
