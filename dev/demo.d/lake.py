@@ -184,10 +184,11 @@ def metadata(args):
     meta = json.loads(text)
     head = {k: meta[k] for k in ("format_version", "dataset", "ingestion_date", "revision", "updated_at")}
     shown = [e for e in meta["files"] if not args.files or e["path"] in args.files]
-    excerpt = dict(head, files=shown[:2], dlq=meta.get("dlq", [])[-3:])
+    dlq = meta.get("dlq", [])
+    excerpt = dict(head, files=shown[:1], dlq=dlq[-1:])
     print(json.dumps(excerpt, indent=2))
-    if len(shown) > 2:
-        print(f"... and {len(shown) - 2} more file entries ({len(meta['files'])} in all)")
+    print(f"(excerpt: {len(excerpt['files'])} of {len(meta['files'])} file entries, "
+          f"{len(excerpt['dlq'])} of {len(dlq)} dlq entries)")
     return 0
 
 

@@ -72,7 +72,7 @@ step_happy_path() {
   say "ls $LAKE_DIR/${first%/*}:"
   ls -l "$LAKE_DIR/${first%/*}" | tail -n 6 | show
   say "_metadata.json of ingestion_date=$DAY (excerpt: the index entry of ${first##*/}):"
-  lake metadata "$LAKE" "$DATASET" "$DAY" "${first##*/}" | head -n 40 | show
+  lake metadata "$LAKE" "$DATASET" "$DAY" "${first##*/}" | show
 }
 
 # dlq_record FILE KEY: the DLQ line of KEY in a dlq_read file.
@@ -101,7 +101,9 @@ step_invalid() {
     code=$(post "/ingest/$DATASET" "$WORK/post-$key.json" "$body")
     say "POST /ingest/$DATASET $body"
     echo "→ HTTP $code" | show
-    python3 -m json.tool "$WORK/post-$key.json" 2>/dev/null | show
+    jget "$WORK/post-$key.json" "'\n'.join(['%s: %s; dlq %s partition %s offset %s' % (d['error']['code'], d['error']['message'],
+      d['error']['dlq']['topic'], d['error']['dlq']['partition'], d['error']['dlq']['offset'])]
+      + ['violation %s (%s): %s' % (v['pointer'], v['keyword'], v['message']) for v in d['error'].get('violations', [])])" 2>&1 | show
     check "HTTP 422, error.code contract_violation, violations with JSON pointers, a DLQ position" \
       jtrue "$WORK/post-$key.json" "$code == 422 and d['error']['code'] == 'contract_violation' and \
         d['error']['violations'] and all(v['pointer'] for v in d['error']['violations']) and d['error']['dlq']['offset'] >= 0"
