@@ -271,12 +271,28 @@ fn offset_continuity(o: &Observation) -> CheckResult {
     for day in &o.days {
         for (partition, &(start, end)) in &day.expected {
             expected_total += (end - start).max(0);
-            let mut covered: Vec<(i64, i64)> = day
+            let files: Vec<(i64, i64)> = day
                 .files
                 .iter()
                 .filter(|f| f.partition == *partition && f.found.is_some())
                 .map(|f| (f.first_offset, f.last_offset))
-                .chain(day.dlq.iter().filter(|d| d.0 == *partition).map(|d| (d.1, d.1)))
+                .collect();
+            // A listed file holds every record of its range except the DLQ entries inside it (core
+            // rawzone::metadata): such an entry belongs to that file's landing, it is not a second landing.
+            let outside_files = |offset: i64| {
+                !files
+                    .iter()
+                    .any(|&(first, last)| (first..=last).contains(&offset))
+            };
+            let mut covered: Vec<(i64, i64)> = files
+                .iter()
+                .copied()
+                .chain(
+                    day.dlq
+                        .iter()
+                        .filter(|d| d.0 == *partition && outside_files(d.1))
+                        .map(|d| (d.1, d.1)),
+                )
                 .collect();
             covered.sort_unstable();
             let mut next = start;
