@@ -9,6 +9,10 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 
+/// Every answer waits for its record's acknowledgement, so produce requests go out without Nagle's delay
+/// (librdkafka's default keeps it on; the Java client turns it off). Extra properties may still set it.
+pub const LATENCY_DEFAULTS: [(&str, &str); 1] = [("socket.nagle.disable", "true")];
+
 /// Where Kafka stored a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivered {
@@ -74,11 +78,18 @@ impl std::fmt::Debug for KafkaSink {
 }
 
 impl KafkaSink {
+    /// A producer on `config`, with [`LATENCY_DEFAULTS`] for the properties it leaves unset.
     pub fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
         let max_message_bytes = config
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000);
+        let mut config = config.clone();
+        for (key, value) in LATENCY_DEFAULTS {
+            if config.get(key).is_none() {
+                config.set(key, value);
+            }
+        }
         Ok(Self {
             producer: config.create()?,
             max_message_bytes,
