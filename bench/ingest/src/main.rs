@@ -5,6 +5,7 @@
 mod cpu;
 mod load;
 mod records;
+mod server;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -146,6 +147,11 @@ async fn main() -> anyhow::Result<()> {
         args.record_size,
     )
     .await?;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let inside = server::latency_bounds(&metrics, "/ingest/{dataset}", &[0.5, 0.99])?;
     let peak_rss_kib = api.peak_rss_kib()?;
     api.stop()?;
 
@@ -173,6 +179,11 @@ async fn main() -> anyhow::Result<()> {
         ms(single.p50),
         ms(single.p99),
         ms(single.max)
+    );
+    println!(
+        "| the same inside the API (its latency histogram: bucket bounds) | p50 ≤ {:.1} ms, p99 ≤ {:.1} ms |",
+        inside[0] * 1000.0,
+        inside[1] * 1000.0
     );
     println!(
         "| ingest-api peak RSS (VmHWM) | {:.1} MiB |",
