@@ -13,6 +13,17 @@ use serde::Serialize;
 /// (librdkafka's default keeps it on; the Java client turns it off). Extra properties may still set it.
 pub const LATENCY_DEFAULTS: [(&str, &str); 1] = [("socket.nagle.disable", "true")];
 
+/// `config` with [`LATENCY_DEFAULTS`] where it sets nothing: what the operator configured wins.
+fn with_latency_defaults(config: &ClientConfig) -> ClientConfig {
+    let mut config = config.clone();
+    for (key, value) in LATENCY_DEFAULTS {
+        if config.get(key).is_none() {
+            config.set(key, value);
+        }
+    }
+    config
+}
+
 /// Where Kafka stored a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivered {
@@ -84,14 +95,8 @@ impl KafkaSink {
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000);
-        let mut config = config.clone();
-        for (key, value) in LATENCY_DEFAULTS {
-            if config.get(key).is_none() {
-                config.set(key, value);
-            }
-        }
         Ok(Self {
-            producer: config.create()?,
+            producer: with_latency_defaults(config).create()?,
             max_message_bytes,
         })
     }
@@ -153,7 +158,22 @@ impl KafkaSink {
 mod tests {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
 
-    use super::ProduceError;
+    use super::{ProduceError, with_latency_defaults};
+
+    #[test]
+    fn nagle_is_off_unless_the_configuration_says_otherwise() {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", "b:9092");
+        assert_eq!(
+            with_latency_defaults(&config).get("socket.nagle.disable"),
+            Some("true")
+        );
+        config.set("socket.nagle.disable", "false");
+        assert_eq!(
+            with_latency_defaults(&config).get("socket.nagle.disable"),
+            Some("false")
+        );
+    }
 
     #[test]
     fn produce_errors_are_classified_once() {
