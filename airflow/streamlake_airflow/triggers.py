@@ -103,7 +103,7 @@ class StreamLakePhaseTrigger(BaseTrigger):
                         self.kind,
                         self.namespace,
                         self.name,
-                        result.phase,
+                        result.phase or "(not reconciled yet)",
                         result.message,
                     )
                     last_phase = result.phase

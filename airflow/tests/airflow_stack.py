@@ -74,7 +74,10 @@ class AirflowStack:
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                pytest.fail(f"airflow {name} exited with {proc.returncode}:\n{self.tail(name)}")
+                pytest.fail(
+                    f"airflow {name} exited with {proc.returncode} (log {self.log_path(name)}):\n"
+                    + self.tail(name)
+                )
 
     def tail(self, component: str, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):
@@ -113,7 +116,7 @@ class AirflowStack:
                 last = str(e)
             time.sleep(1)
         logs = "\n".join(f"--- {n}:\n{self.tail(n, 1500)}" for n in COMPONENTS)
-        pytest.fail(f"Airflow not ready after {timeout}s: {last}\n{logs}")
+        pytest.fail(f"Airflow in {self.home} not ready after {timeout}s: {last}\n{logs}")
 
     # --- runs ------------------------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class AirflowStack:
             time.sleep(1)
         pytest.fail(
             f"{dag_id} run {run_id} still {state} after {timeout}s; task states "
-            f"{self.task_states(dag_id, run_id)}\n--- scheduler:\n{self.tail('scheduler')}"
+            f"{self.task_states(dag_id, run_id)}\n--- {self.log_path('scheduler')}:\n{self.tail('scheduler')}"
         )
 
     def wait_task_state(
