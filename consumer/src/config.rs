@@ -71,8 +71,10 @@ pub struct RotationArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Records held in memory before consumption pauses (open files plus files being landed).
-    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    /// Memory for records: open files, plus files being landed counted with their encoded form. At it the
+    /// sink stops taking records (and pauses the partitions if that lasts). With the defaults a backlog of
+    /// ~1 KiB records peaked at 159-235 MiB RSS (bench/README.md).
+    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "48MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
     #[arg(long, env = "STREAMLAKE_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
@@ -80,8 +82,9 @@ pub struct LimitArgs {
     /// Files landed at the same time.
     #[arg(long, env = "STREAMLAKE_MAX_CONCURRENT_LANDINGS", default_value_t = 4)]
     pub max_concurrent_landings: usize,
-    /// Bytes librdkafka may prefetch (queued.max.messages.kbytes, fetch.max.bytes).
-    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    /// Bytes librdkafka may prefetch (queued.max.messages.kbytes, at least 1MiB; each fetch asks for half
+    /// of it but at least 1MiB, since compressed batches grow when decompressed).
+    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub fetch_buffer_bytes: usize,
     /// How often durable offsets are committed.
     #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]

@@ -36,16 +36,19 @@
 //! File names carry the partition, the first and last offset, and a digest of the bytes. Encoding is
 //! deterministic and file boundaries are counted from the committed offset, so reprocessing after a
 //! crash produces the same objects under the same names; an existing name is never overwritten with
-//! different bytes.
+//! different bytes. Under memory pressure buffers are sealed early, so boundaries may differ on a re-read;
+//! the planning rule above still lands each offset once.
 //!
 //! One window remains for the DLQ *topic*: if the process dies after the broker acknowledged a DLQ record
 //! but before the metadata listed it, the re-read sends it again. The metadata lists it once, and each
 //! DLQ record carries `source.partition`/`source.offset`, so DLQ readers can drop the copy.
 //!
 //! # Memory and failures
-//! Records held in open buffers and in-flight landings are bounded by `--max-buffered-bytes`; above it,
-//! or while any landing is failing (storage or DLQ unavailable), the assigned partitions are paused
-//! rather than buffered. `/readyz` reports a failing landing; it resumes by itself when storage returns.
+//! Records held in open buffers and in-flight landings (counted with their encoded files) are bounded by
+//! `--max-buffered-bytes`. At the budget the poll loop stops taking records, so librdkafka's bounded queue
+//! fills and it stops fetching; a hold that lasts, or any failing landing (storage or DLQ unavailable),
+//! pauses the assigned partitions instead ([`backpressure`]). `/readyz` reports a failing landing; it
+//! resumes by itself when storage returns.
 //!
 //! # Bounded mode
 //! With `--bounded` the consumer assigns the requested partitions itself (no group membership, no
@@ -53,6 +56,7 @@
 //! exits 0 once every range is durable.
 
 pub mod backoff;
+pub mod backpressure;
 pub mod bounded;
 pub mod buffer;
 pub mod classify;

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
-use streamlake_core::rawzone::{RawZoneLayout, RawZoneStore};
+use streamlake_core::rawzone::{FileFormat, RawZoneLayout, RawZoneStore};
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
@@ -31,6 +31,7 @@ use crate::sink::{Bounds, SinkCore, SinkSettings, lock};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 const TICK_EVERY: Duration = Duration::from_millis(20);
+const HOLD_STEP: Duration = Duration::from_millis(5);
 /// The program and version written into every file entry and Parquet footer.
 pub const WRITER_VERSION: &str = concat!("streamlake-consumer/", env!("CARGO_PKG_VERSION"));
 
@@ -108,6 +109,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         max_concurrent_landings: config.limits.max_concurrent_landings,
         commit_interval: config.limits.commit_interval,
         drain_timeout: config.limits.drain_timeout,
+        // Parquet holds column builders and the writer's pages besides the records; JSON lines only the text.
+        landing_memory_factor: if config.format == FileFormat::Parquet {
+            3
+        } else {
+            2
+        },
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -158,6 +165,7 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
 
 fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
     let fetch_kib = (config.limits.fetch_buffer_bytes / 1024).max(1024);
+    let fetch_request_bytes = (fetch_kib * 1024 / 2).max(1 << 20);
     let mut client = ClientConfig::new();
     client
         .set("group.id", dataset.consumer_group())
@@ -167,7 +175,7 @@ fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfi
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set("queued.max.messages.kbytes", fetch_kib.to_string())
-        .set("fetch.max.bytes", (fetch_kib * 1024).to_string())
+        .set("fetch.max.bytes", fetch_request_bytes.to_string())
         .set(
             "enable.partition.eof",
             if config.bounded.bounded { "true" } else { "false" },
@@ -231,6 +239,15 @@ fn poll_thread(
     loop {
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        if !lock(&core).wants_records() {
+            // Memory is full: let landings finish (librdkafka's queue is bounded by its own limit).
+            std::thread::sleep(HOLD_STEP);
+            let now = Instant::now();
+            lock(&core).tick(&consumer, now);
+            health.polled();
+            next_tick = now + TICK_EVERY;
+            continue;
         }
         // No lock is held while polling: rebalance callbacks inside `poll` take it.
         let polled = consumer.poll(POLL_TIMEOUT);

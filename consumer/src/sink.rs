@@ -14,6 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::backpressure::{Action, Backpressure};
 use crate::buffer::{OpenBuffers, RotationPolicy, SealedUnit};
 use crate::health::Health;
 use crate::landing::{Landed, LandingContext, land};
@@ -21,16 +22,22 @@ use crate::metrics::Metrics;
 use crate::record::SourceRecord;
 use crate::tracker::{OffsetTracker, UnitId};
 
+/// Longest time the poll loop stops taking records for memory before it pauses the partitions instead.
+const MAX_HOLD: Duration = Duration::from_secs(10);
+
 /// How the sink batches, bounds memory and commits.
 #[derive(Debug, Clone)]
 pub struct SinkSettings {
     pub rotation: RotationPolicy,
-    /// Records held in memory (open buffers and landings in flight) before consumption pauses.
+    /// Memory for records (open buffers, and landings in flight counted with their encoded files) at which
+    /// the poll loop stops taking records ([`Backpressure`]).
     pub max_buffered_bytes: usize,
     pub max_concurrent_landings: usize,
     pub commit_interval: Duration,
     /// How long a revoke or shutdown waits for landings before committing what is durable.
     pub drain_timeout: Duration,
+    /// Memory of a landing per byte of its records: the records plus the file being encoded.
+    pub landing_memory_factor: usize,
 }
 
 /// Per-partition end offsets (exclusive) of the bounded mode.
@@ -66,7 +73,7 @@ pub struct SinkCore {
     inflight: HashMap<UnitId, usize>,
     inflight_bytes: usize,
     committed: BTreeMap<i32, i64>,
-    paused: bool,
+    backpressure: Backpressure,
     landing: Arc<LandingContext>,
     runtime: tokio::runtime::Handle,
     permits: Arc<Semaphore>,
@@ -82,7 +89,7 @@ impl std::fmt::Debug for SinkCore {
             .field("topic", &self.topic)
             .field("partitions", &self.trackers.keys().collect::<Vec<_>>())
             .field("inflight", &self.inflight.len())
-            .field("paused", &self.paused)
+            .field("backpressure", &self.backpressure)
             .finish_non_exhaustive()
     }
 }
@@ -99,13 +106,13 @@ impl SinkCore {
         Self {
             buffers: OpenBuffers::new(settings.rotation),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_landings.max(1))),
+            backpressure: Backpressure::new(settings.max_buffered_bytes, MAX_HOLD),
             settings,
             topic,
             trackers: BTreeMap::new(),
             inflight: HashMap::new(),
             inflight_bytes: 0,
             committed: BTreeMap::new(),
-            paused: false,
             landing,
             runtime,
             done_tx,
@@ -167,9 +174,7 @@ impl SinkCore {
         if let Some(sealed) = sealed {
             self.launch(sealed);
         }
-        if !self.paused && self.buffered_bytes() >= self.settings.max_buffered_bytes {
-            self.set_paused(consumer, true);
-        }
+        self.backpressure.after_record(self.buffered_bytes(), now);
     }
 
     /// A partition has no more records for now (bounded mode asks for `enable.partition.eof`).
@@ -185,8 +190,10 @@ impl SinkCore {
     }
 
     fn launch(&mut self, unit: SealedUnit) {
-        self.inflight.insert(unit.id, unit.bytes);
-        self.inflight_bytes += unit.bytes;
+        // A landing holds its records and, while it encodes and uploads, the file's bytes as well.
+        let charged = unit.bytes * self.settings.landing_memory_factor;
+        self.inflight.insert(unit.id, charged);
+        self.inflight_bytes += charged;
         let (ctx, done, permits) = (self.landing.clone(), self.done_tx.clone(), self.permits.clone());
         self.runtime.spawn(async move {
             // Holding a permit bounds concurrent uploads; the memory is bounded by the pause below.
@@ -225,7 +232,7 @@ impl SinkCore {
                 self.launch(unit);
             }
         }
-        self.apply_backpressure(consumer);
+        self.apply_backpressure(consumer, now);
         if now.duration_since(self.last_commit) >= self.settings.commit_interval {
             self.commit(consumer, None);
             self.last_commit = now;
@@ -235,9 +242,16 @@ impl SinkCore {
             .set(i64::try_from(self.buffered_bytes()).unwrap_or(i64::MAX));
     }
 
-    fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, now: Instant) {
         let max = self.settings.max_buffered_bytes;
         let failing = self.health().storage_failing();
+        // Under load, land the open buffers once they hold a quarter of the budget and a landing slot is
+        // free, instead of waiting for the size limit: reading and landing overlap and use every core.
+        if self.inflight.len() < self.settings.max_concurrent_landings && self.buffers.bytes() >= max / 4 {
+            for unit in self.buffers.seal_all() {
+                self.launch(unit);
+            }
+        }
         let over = self.buffered_bytes() >= max;
         if over && self.inflight.is_empty() {
             // Nothing will free memory unless the open buffers land.
@@ -245,11 +259,16 @@ impl SinkCore {
                 self.launch(unit);
             }
         }
-        if !self.paused && (over || failing) {
-            self.set_paused(consumer, true);
-        } else if self.paused && !failing && self.buffered_bytes() < max / 4 * 3 {
-            self.set_paused(consumer, false);
+        match self.backpressure.decide(self.buffered_bytes(), failing, now) {
+            Some(Action::Pause) => self.set_paused(consumer, true),
+            Some(Action::Resume) => self.set_paused(consumer, false),
+            None => {}
         }
+    }
+
+    /// Whether the poll loop may take more records now (false while memory is full and not yet paused).
+    pub fn wants_records(&self) -> bool {
+        self.backpressure.wants_records()
     }
 
     fn set_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, paused: bool) {
@@ -263,7 +282,7 @@ impl SinkCore {
         };
         match result {
             Ok(()) => {
-                self.paused = paused;
+                self.backpressure.set_paused(paused);
                 self.metrics().paused.set(i64::from(paused));
                 info!(
                     paused,
@@ -387,7 +406,7 @@ impl SinkCore {
         for partition in partitions {
             self.trackers.entry(*partition).or_default();
         }
-        if self.paused {
+        if self.backpressure.is_paused() {
             let mut tpl = TopicPartitionList::new();
             for partition in partitions {
                 tpl.add_partition(&self.topic, *partition);
