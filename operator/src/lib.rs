@@ -6,6 +6,7 @@
 pub mod backfill;
 pub mod conditions;
 pub mod context;
+pub mod controller;
 pub mod crd;
 pub mod dlqinspection;
 pub mod dqcheck;

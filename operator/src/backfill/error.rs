@@ -3,6 +3,8 @@
 
 use streamlake_core::offsets::OffsetError;
 
+use crate::controller::ReconcileError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading Kafka offsets: {0}")]
@@ -25,9 +27,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
 }
 
-impl Error {
-    /// The variant name: the `error` label of the failure metric and the reason of the Warning Event.
-    pub fn metric_label(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Self::ReadKafka(_) => "ReadKafka",
             Self::KafkaTask(_) => "KafkaTask",

@@ -9,25 +9,23 @@
 //! Failed (`TopicNotFound`) at once, like a Replay: the spec is immutable, so no retry could fix it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 
 use crate::conditions::{ConditionStatus, set_condition};
-use crate::context::FIELD_MANAGER;
+use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::backfill::{BackfillMode, BackfillPhase};
 use crate::crd::{Backfill, BackfillStatus, PartitionRange};
 use crate::metrics::Metrics;
@@ -40,7 +38,6 @@ pub mod replay_mode;
 pub use error::Error;
 
 pub const KIND: &str = "Backfill";
-const RETRY: Duration = Duration::from_secs(5);
 /// How often a running Job is looked at.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -64,61 +61,40 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<DeserializeGuard<Backfill>> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, |_, _, _| Requeue::requeue(RETRY), Arc::new(ctx))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "Backfill reconcile failed");
-            }
-        })
-        .await;
+    let watch = controller::watch::<Backfill>(&ctx.client, namespace.as_deref());
+    controller::run(watch, reconcile, Arc::new(ctx), shutdown).await;
 }
 
 async fn reconcile(
     guard: Arc<DeserializeGuard<Backfill>>,
     ctx: Arc<BackfillContext>,
 ) -> Result<Requeue, Error> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(backfill) => step(backfill, &ctx).await,
-        Err(invalid) => {
-            let name = invalid.metadata.name.clone().unwrap_or_default();
-            let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
-            let status = BackfillStatus {
-                phase: Some(BackfillPhase::Failed),
-                reason: Some("MalformedObject".into()),
-                message: Some(format!("this Backfill cannot be read: {}", invalid.error)),
-                ..Default::default()
-            };
-            write_status(&ctx, &namespace, &name, &status)
-                .await
-                .map(|()| Requeue::await_change())
-        }
-    };
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if let Err(e) = &result {
-        ctx.metrics.failed(KIND, e.metric_label());
-        announce(
-            &ctx,
-            &guard.object_ref(&()),
-            true,
-            e.metric_label(),
-            &e.to_string(),
-        )
-        .await;
-    }
-    result
+    let work = |backfill| step(backfill, &ctx);
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
 }
 
+impl BackfillContext {
+    fn reporting(&self) -> Reporting<'_> {
+        Reporting {
+            metrics: &self.metrics,
+            recorder: &self.recorder,
+            kind: KIND,
+            action: "Backfill",
+        }
+    }
+}
+
+impl Finished for Backfill {
+    fn finished(&self) -> bool {
+        let phase = self.status.as_ref().and_then(|s| s.phase);
+        matches!(phase, Some(BackfillPhase::Succeeded | BackfillPhase::Failed))
+    }
+}
+
+/// A Backfill that is not finished: start it, or look at its Job or Replay.
 async fn step(backfill: &Backfill, ctx: &BackfillContext) -> Result<Requeue, Error> {
     let status = backfill.status.clone().unwrap_or_default();
     match status.phase {
-        Some(BackfillPhase::Succeeded | BackfillPhase::Failed) => Ok(Requeue::await_change()),
         Some(BackfillPhase::Running) if status.replay_name.is_some() => {
             replay_mode::watch(ctx, backfill, status).await
         }
@@ -195,15 +171,7 @@ async fn start(
     status.message = Some(format!("Job {job_name} lands {records} records of {topic}"));
     status.ranges = ranges;
     status.job_name = Some(job_name);
-    write_status(ctx, &namespace, &name, &status).await?;
-    announce(
-        ctx,
-        &backfill.object_ref(&()),
-        false,
-        "Running",
-        status.message.as_deref().unwrap_or_default(),
-    )
-    .await;
+    announce_running(ctx, backfill, &status).await?;
     Ok(Requeue::requeue(POLL))
 }
 
@@ -301,24 +269,30 @@ async fn finish(
     );
     let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    ctx.metrics.entered(
-        KIND,
-        if phase == BackfillPhase::Succeeded {
-            "Succeeded"
-        } else {
-            "Failed"
-        },
-    );
-    tracing::info!(backfill = %format!("{namespace}/{name}"), reason, %message, "finished");
-    announce(
-        ctx,
-        &backfill.object_ref(&()),
-        phase == BackfillPhase::Failed,
+    let succeeded = phase == BackfillPhase::Succeeded;
+    let change = Transition {
+        phase: if succeeded { "Succeeded" } else { "Failed" },
         reason,
-        &message,
-    )
-    .await;
+        message: &message,
+        warning: !succeeded,
+    };
+    ctx.reporting().transition(backfill, &change).await;
     Ok(Requeue::await_change())
+}
+
+/// Records a Backfill that started (Running), and says so in an Event.
+async fn announce_running(
+    ctx: &BackfillContext,
+    backfill: &Backfill,
+    status: &BackfillStatus,
+) -> Result<(), Error> {
+    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
+    write_status(ctx, &namespace, &name, status).await?;
+    let message = status.message.as_deref().unwrap_or_default();
+    ctx.reporting()
+        .event(&backfill.object_ref(&()), false, "Running", message)
+        .await;
+    Ok(())
 }
 
 async fn write_status(
@@ -327,37 +301,7 @@ async fn write_status(
     name: &str,
     status: &BackfillStatus,
 ) -> Result<(), Error> {
-    let api: Api<Backfill> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({"apiVersion": Backfill::api_version(&()), "kind": KIND, "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    Ok(())
-}
-
-async fn announce(
-    ctx: &BackfillContext,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    warning: bool,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Backfill".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(error = %e, "could not publish an Event");
-    }
+    controller::patch_status::<Backfill>(&ctx.client, namespace, name, status)
+        .await
+        .map_err(Error::WriteStatus)
 }

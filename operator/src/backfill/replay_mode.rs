@@ -24,7 +24,7 @@ use serde_json::json;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetError;
 
-use super::{BackfillContext, Error, KIND, announce, finish, write_status};
+use super::{BackfillContext, Error, KIND, announce_running, finish, write_status};
 use crate::crd::backfill::BackfillPhase;
 use crate::crd::replay::{ReplayFrom, ReplayPhase, ReplayTo};
 use crate::crd::{
@@ -191,15 +191,7 @@ pub(super) async fn start(
     ));
     status.ranges = ranges;
     status.replay_name = Some(replay_name);
-    write_status(ctx, &namespace, &name, &status).await?;
-    announce(
-        ctx,
-        &backfill.object_ref(&()),
-        false,
-        "Running",
-        status.message.as_deref().unwrap_or_default(),
-    )
-    .await;
+    announce_running(ctx, backfill, &status).await?;
     Ok(Requeue::requeue(POLL))
 }
 

@@ -7,6 +7,7 @@ use streamlake_core::offsets::OffsetError;
 use streamlake_core::rawzone::StoreError;
 
 use super::read::ReadError;
+use crate::controller::ReconcileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,9 +31,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
 }
 
-impl Error {
-    /// The variant name: the `error` label of the failure metric and the reason of the Warning Event.
-    pub fn metric_label(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Self::ReadKafka(_) => "ReadKafka",
             Self::KafkaTask(_) => "KafkaTask",

@@ -12,17 +12,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::Recorder;
 use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use streamlake_core::kafka::{KafkaArgs, ProducerArgs, producer_config};
@@ -30,7 +27,7 @@ use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::RawZoneStore;
 
 use crate::conditions::{ConditionStatus, set_condition};
-use crate::context::FIELD_MANAGER;
+use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::dlq_inspection::DlqInspectionPhase;
 use crate::crd::{DlqInspection, DlqInspectionStatus, PartitionOffset, PartitionRange};
 use crate::metrics::Metrics;
@@ -47,7 +44,6 @@ use request::{DlqRequest, Window, resolve_ranges};
 use summary::Summary;
 
 pub const KIND: &str = "DlqInspection";
-const RETRY: Duration = Duration::from_secs(5);
 /// Records in flight between the reading thread and the redrive.
 const CHANNEL: usize = 64;
 
@@ -78,65 +74,37 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<DeserializeGuard<DlqInspection>> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, |_, _, _| Requeue::requeue(RETRY), Arc::new(ctx))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "DlqInspection reconcile failed");
-            }
-        })
-        .await;
+    let watch = controller::watch::<DlqInspection>(&ctx.client, namespace.as_deref());
+    controller::run(watch, reconcile, Arc::new(ctx), shutdown).await;
 }
 
 async fn reconcile(
     guard: Arc<DeserializeGuard<DlqInspection>>,
     ctx: Arc<DlqContext>,
 ) -> Result<Requeue, Error> {
-    let started = Instant::now();
-    let result =
-        match &guard.0 {
-            Ok(inspection)
-                if inspection.status.as_ref().and_then(|s| s.phase).is_some_and(|p| {
-                    matches!(p, DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed)
-                }) =>
-            {
-                Ok(Requeue::await_change())
-            }
-            Ok(inspection) => inspect(inspection, &ctx).await,
-            Err(invalid) => {
-                let name = invalid.metadata.name.clone().unwrap_or_default();
-                let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
-                let status = DlqInspectionStatus {
-                    phase: Some(DlqInspectionPhase::Failed),
-                    reason: Some("MalformedObject".into()),
-                    message: Some(format!("this DlqInspection cannot be read: {}", invalid.error)),
-                    ..Default::default()
-                };
-                write_status(&ctx, &namespace, &name, &status)
-                    .await
-                    .map(|()| Requeue::await_change())
-            }
-        };
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if let Err(e) = &result {
-        ctx.metrics.failed(KIND, e.metric_label());
-        let event = Event {
-            type_: EventType::Warning,
-            reason: e.metric_label().into(),
-            note: Some(e.to_string().chars().take(1000).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish an Event");
+    let work = |inspection| inspect(inspection, &ctx);
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
+}
+
+impl DlqContext {
+    fn reporting(&self) -> Reporting<'_> {
+        Reporting {
+            metrics: &self.metrics,
+            recorder: &self.recorder,
+            kind: KIND,
+            action: "Reconcile",
         }
     }
-    result
+}
+
+impl Finished for DlqInspection {
+    fn finished(&self) -> bool {
+        let phase = self.status.as_ref().and_then(|s| s.phase);
+        matches!(
+            phase,
+            Some(DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed)
+        )
+    }
 }
 
 /// The window as offsets, and where a redrive starts in the raw topic; or why there is none.
@@ -466,22 +434,18 @@ async fn finish(
     );
     let (namespace, name) = (inspection.namespace().unwrap_or_default(), inspection.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    ctx.metrics.entered(KIND, reason);
-    tracing::info!(dlqinspection = %format!("{namespace}/{name}"), reason, %message, "finished");
-    let event = Event {
-        type_: if phase == DlqInspectionPhase::Succeeded {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: reason.into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "Inspect".into(),
-        secondary: None,
+    let change = Transition {
+        phase: reason,
+        reason,
+        message: &message,
+        warning: phase != DlqInspectionPhase::Succeeded,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &inspection.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish an Event");
+    Reporting {
+        action: "Inspect",
+        ..ctx.reporting()
     }
+    .transition(inspection, &change)
+    .await;
     Ok(Requeue::await_change())
 }
 
@@ -491,18 +455,7 @@ async fn write_status(
     name: &str,
     status: &DlqInspectionStatus,
 ) -> Result<(), Error> {
-    let api: Api<DlqInspection> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": DlqInspection::api_version(&()),
-        "kind": DlqInspection::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    Ok(())
+    controller::patch_status::<DlqInspection>(&ctx.client, namespace, name, status)
+        .await
+        .map_err(Error::WriteStatus)
 }

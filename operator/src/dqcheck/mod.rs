@@ -9,24 +9,21 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::Recorder;
 use serde_json::json;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::{IngestionDate, RawZoneStore};
 
 use crate::conditions::{ConditionStatus, set_condition};
-use crate::context::FIELD_MANAGER;
+use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::dq_check::{DqCheckPhase, DqCheckSpec};
 use crate::crd::{DqCheck, DqCheckStatus};
 use crate::metrics::Metrics;
@@ -40,7 +37,6 @@ pub use error::Error;
 pub const KIND: &str = "DqCheck";
 /// Largest number of days one DqCheck may cover: bounds the work done inside the operator.
 pub const MAX_DAYS: usize = 31;
-const RETRY: Duration = Duration::from_secs(5);
 
 /// What every DqCheck reconcile shares.
 pub struct DqContext {
@@ -135,58 +131,31 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<DeserializeGuard<DqCheck>> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, |_, _, _| Requeue::requeue(RETRY), Arc::new(ctx))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "DqCheck reconcile failed");
-            }
-        })
-        .await;
+    let watch = controller::watch::<DqCheck>(&ctx.client, namespace.as_deref());
+    controller::run(watch, reconcile, Arc::new(ctx), shutdown).await;
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<DqCheck>>, ctx: Arc<DqContext>) -> Result<Requeue, Error> {
-    let started = Instant::now();
-    let result = match &guard.0 {
-        Ok(check)
-            if check
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(is_terminal) =>
-        {
-            Ok(Requeue::await_change())
-        }
-        Ok(check) => run_check(check, &ctx).await,
-        Err(invalid) => {
-            let name = invalid.metadata.name.clone().unwrap_or_default();
-            let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
-            let status = DqCheckStatus {
-                phase: Some(DqCheckPhase::Failed),
-                reason: Some("MalformedObject".into()),
-                message: Some(format!("this DqCheck cannot be read: {}", invalid.error)),
-                ..Default::default()
-            };
-            write_status(&ctx, &namespace, &name, &status)
-                .await
-                .map(|()| Requeue::await_change())
-        }
-    };
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if let Err(e) = &result {
-        ctx.metrics.failed(KIND, e.metric_label());
-        publish(&ctx, &guard, true, e.metric_label(), &e.to_string()).await;
-    }
-    result
+    let work = |check| run_check(check, &ctx);
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
 }
 
-fn is_terminal(phase: DqCheckPhase) -> bool {
-    matches!(phase, DqCheckPhase::Passed | DqCheckPhase::Failed)
+impl DqContext {
+    fn reporting(&self) -> Reporting<'_> {
+        Reporting {
+            metrics: &self.metrics,
+            recorder: &self.recorder,
+            kind: KIND,
+            action: "Reconcile",
+        }
+    }
+}
+
+impl Finished for DqCheck {
+    fn finished(&self) -> bool {
+        let phase = self.status.as_ref().and_then(|s| s.phase);
+        matches!(phase, Some(DqCheckPhase::Passed | DqCheckPhase::Failed))
+    }
 }
 
 async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
@@ -301,22 +270,18 @@ async fn finish(
     );
     let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    ctx.metrics.entered(KIND, reason);
-    tracing::info!(dqcheck = %format!("{namespace}/{name}"), reason, %message, "finished");
-    let event = Event {
-        type_: if phase == DqCheckPhase::Passed {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: reason.into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "Check".into(),
-        secondary: None,
+    let change = Transition {
+        phase: reason,
+        reason,
+        message: &message,
+        warning: phase != DqCheckPhase::Passed,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &check.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish an Event");
+    Reporting {
+        action: "Check",
+        ..ctx.reporting()
     }
+    .transition(check, &change)
+    .await;
     Ok(Requeue::await_change())
 }
 
@@ -326,43 +291,9 @@ async fn write_status(
     name: &str,
     status: &DqCheckStatus,
 ) -> Result<(), Error> {
-    let api: Api<DqCheck> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": DqCheck::api_version(&()),
-        "kind": DqCheck::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    Ok(())
-}
-
-async fn publish(
-    ctx: &DqContext,
-    guard: &DeserializeGuard<DqCheck>,
-    warning: bool,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish an Event");
-    }
+    controller::patch_status::<DqCheck>(&ctx.client, namespace, name, status)
+        .await
+        .map_err(Error::WriteStatus)
 }
 
 #[cfg(test)]

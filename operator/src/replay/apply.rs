@@ -2,16 +2,16 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::{DeserializeGuard, DynamicObject};
-use kube::runtime::events::{Event, EventType};
-use kube::{Resource, ResourceExt};
+use kube::core::DynamicObject;
 use serde_json::{Value, json};
 
 use super::decide::{Action, Note};
 use super::error::Error;
 use super::read::{KEDA_PAUSED_REPLICAS, scaled_object_resource};
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
+use crate::controller;
 use crate::crd::replay::SavedScale;
 use crate::crd::{Replay, ReplayStatus};
 
@@ -115,40 +115,21 @@ where
 
 /// Writes the whole status with server-side apply: fields left out are dropped, since this manager owns them.
 pub async fn write_status(ctx: &Context, replay: &Replay, status: &ReplayStatus) -> Result<(), Error> {
-    let api: Api<DeserializeGuard<Replay>> =
-        Api::namespaced(ctx.client.clone(), &replay.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": Replay::api_version(&()), "kind": Replay::kind(&()), "status": status});
-    api.patch_status(
-        &replay.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    Ok(())
+    let (namespace, name) = (replay.namespace().unwrap_or_default(), replay.name_any());
+    controller::patch_status::<Replay>(&ctx.client, &namespace, &name, status)
+        .await
+        .map_err(Error::WriteStatus)
 }
 
 /// Publishes an Event about the Replay. A lost Event is logged, and does not fail the reconcile.
 pub async fn publish(ctx: &Context, reference: &k8s_openapi::api::core::v1::ObjectReference, note: &Note) {
-    let event = Event {
-        type_: if note.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: note.reason.clone(),
-        note: Some(truncate(&note.message, 1000)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(reason = %note.reason, error = %e, "could not publish an Event");
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    controller::publish(
+        &ctx.recorder,
+        reference,
+        "Reconcile",
+        note.warning,
+        &note.reason,
+        &note.message,
+    )
+    .await;
 }

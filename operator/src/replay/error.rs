@@ -3,6 +3,8 @@
 
 use streamlake_core::offsets::OffsetError;
 
+use crate::controller::ReconcileError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading consumer Deployments in {namespace}: {source}")]
@@ -31,9 +33,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// The variant name: the `error` label of the failure metric and the reason of the Warning Event.
-    pub fn metric_label(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Self::ReadDeployments { .. } => "ReadDeployments",
             Self::ReadAutoscalers { .. } => "ReadAutoscalers",

@@ -5,20 +5,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use streamlake_core::offsets::OffsetClient;
 
-use crate::context::{Context, FIELD_MANAGER};
-use crate::crd::Replay;
+use crate::context::Context;
+use crate::controller::{self, Finished, Reporting};
+use crate::crd::{Replay, ReplayPhase};
 use crate::metrics::Metrics;
 
 mod apply;
@@ -35,8 +34,6 @@ pub use read::KEDA_PAUSED_REPLICAS;
 pub const KIND: &str = "Replay";
 /// Held while a Replay may have consumers to give back.
 pub const FINALIZER: &str = "streamlake.io/restore-consumers";
-/// Retry delay after a failed reconcile.
-const RETRY: Duration = Duration::from_secs(5);
 /// Shortest delay between two reconciles of one Replay, however soon `decide` asks.
 const MIN_REQUEUE: Duration = Duration::from_millis(250);
 
@@ -49,28 +46,15 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<DeserializeGuard<Replay>> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let watch = controller::watch::<Replay>(&client, namespace.as_deref());
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
         offsets,
         metrics,
-        replays: controller.store(),
+        replays: watch.store(),
     });
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(replay = %object, "reconciled"),
-                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
-            }
-        })
-        .await;
+    controller::run(watch, reconcile, ctx, shutdown).await;
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -79,17 +63,9 @@ async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> R
     let result = match &guard.0 {
         // A finished Replay holds nothing to give back: it needs no finalizer, and can be deleted
         // even when no operator runs.
-        Ok(replay)
-            if replay
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|p| p.is_terminal()) =>
-        {
-            release_finalizer(&ctx, &namespace, replay.meta())
-                .await
-                .map(|()| Requeue::await_change())
-        }
+        Ok(replay) if replay.finished() => release_finalizer(&ctx, &namespace, replay.meta())
+            .await
+            .map(|()| Requeue::await_change()),
         Ok(replay) => {
             let api: Api<Replay> = Api::namespaced(ctx.client.clone(), &namespace);
             finalizer(&api, FINALIZER, Arc::new(replay.clone()), |event| async {
@@ -103,21 +79,23 @@ async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> R
         }
         Err(invalid) => report_malformed(invalid, &namespace, &ctx).await,
     };
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    if let Err(e) = &result {
-        ctx.metrics.failed(KIND, e.metric_label());
-        let note = decide::Note {
-            warning: true,
-            reason: e.metric_label().into(),
-            message: e.to_string(),
-        };
-        apply::publish(&ctx, &guard.object_ref(&()), &note).await;
-    }
+    let reporting = Reporting {
+        metrics: &ctx.metrics,
+        recorder: &ctx.recorder,
+        kind: KIND,
+        action: "Reconcile",
+    };
+    reporting
+        .reconciled(started, &guard.object_ref(&()), &result)
+        .await;
     result
 }
 
-fn error_policy(_: Arc<DeserializeGuard<Replay>>, _: &Error, _: Arc<Context>) -> Requeue {
-    Requeue::requeue(RETRY)
+impl Finished for Replay {
+    fn finished(&self) -> bool {
+        let phase = self.status.as_ref().and_then(|s| s.phase);
+        phase.is_some_and(ReplayPhase::is_terminal)
+    }
 }
 
 async fn apply_replay(replay: &Replay, ctx: &Context) -> Result<Requeue, Error> {
@@ -153,29 +131,19 @@ async fn cleanup_replay(replay: &Replay, ctx: &Context) -> Result<Requeue, Error
 /// A Replay that does not deserialize: say so on its status and wait for a fix. If it is being
 /// deleted, release it: it never got far enough to hold consumers (its spec never parsed).
 async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Context) -> Result<Requeue, Error> {
-    let api: Api<DeserializeGuard<Replay>> = Api::namespaced(ctx.client.clone(), namespace);
     let name = invalid.metadata.name.clone().unwrap_or_default();
     tracing::warn!(replay = %format!("{namespace}/{name}"), error = %invalid.error, "malformed Replay");
     if invalid.metadata.deletion_timestamp.is_some() {
         release_finalizer(ctx, namespace, &invalid.metadata).await?;
         return Ok(Requeue::await_change());
     }
-    let status = json!({
-        "apiVersion": Replay::api_version(&()),
-        "kind": Replay::kind(&()),
-        "status": {
-            "phase": "Failed",
-            "reason": "MalformedObject",
-            "message": format!("this Replay cannot be read: {}; fix it or create a new one", invalid.error),
-        }
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
+    let message = format!(
+        "this Replay cannot be read: {}; fix it or create a new one",
+        invalid.error
+    );
+    controller::mark_malformed::<Replay>(&ctx.client, invalid, &message)
+        .await
+        .map_err(Error::WriteStatus)?;
     Ok(Requeue::await_change())
 }
 
