@@ -6,7 +6,6 @@ mod common;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use common::{TestNamespace, admin, install_crds, kubectl};
@@ -45,21 +44,12 @@ async fn examples_are_accepted_and_malformed_replays_are_rejected_with_the_reaso
     let replays: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns.name, &resource("Replay", "replays"));
 
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut accepted = 0;
-    for entry in std::fs::read_dir(&examples).expect("examples/") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("example");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).expect("yaml");
-            if value["kind"] != "Replay" {
-                continue;
-            }
-            let name = value["metadata"]["name"].as_str().expect("name").to_owned();
-            let result = create(&replays, "Replay", &name, value["spec"].clone()).await;
-            assert_eq!(result, Ok(()), "{} is accepted", path.display());
-            accepted += 1;
-        }
+    for (path, value) in common::examples("Replay") {
+        let name = value["metadata"]["name"].as_str().expect("name").to_owned();
+        let result = create(&replays, "Replay", &name, value["spec"].clone()).await;
+        assert_eq!(result, Ok(()), "{} is accepted", path.display());
+        accepted += 1;
     }
     assert!(accepted >= 4, "the examples hold Replay manifests ({accepted})");
 

@@ -133,33 +133,8 @@ fn read_all(topic: &str) -> Vec<(String, String, BTreeMap<String, String>)> {
 }
 
 async fn inspect(ns: &TestNamespace, name: &str, spec: Value) -> DlqInspectionStatus {
-    let inspection: DlqInspection = serde_json::from_value(json!({
-        "apiVersion": "streamlake.io/v1alpha1", "kind": "DlqInspection",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("DlqInspection");
-    let api: Api<DlqInspection> = ns.api();
-    api.create(&PostParams::default(), &inspection)
-        .await
-        .expect("DlqInspection created");
-    wait_until(
-        &format!("DlqInspection {name} finishes"),
-        Duration::from_secs(90),
-        || async {
-            api.get(name)
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .and_then(|s| s.phase)
-                .is_some_and(|p| matches!(p, DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed))
-        },
-    )
-    .await;
-    api.get(name)
-        .await
-        .expect("DlqInspection")
-        .status
-        .expect("status")
+    let inspection: DlqInspection = common::run_to_end(ns, name, spec, Duration::from_secs(90)).await;
+    inspection.status.expect("status")
 }
 
 fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
@@ -369,23 +344,8 @@ async fn a_redrive_resumed_after_a_crash_produces_only_what_is_missing() {
         "dlq-resume-operator",
         &[("STREAMLAKE_RAW_ZONE", &lake)],
     );
-    wait_until(
-        "the resumed DlqInspection finishes",
-        Duration::from_secs(90),
-        || async {
-            api.get("resumed")
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .and_then(|s| s.phase)
-                .is_some_and(|p| matches!(p, DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed))
-        },
-    )
-    .await;
-    let status = api
-        .get("resumed")
+    let status = common::wait_finished::<DlqInspection>(&ns, "resumed", Duration::from_secs(90))
         .await
-        .expect("DlqInspection")
         .status
         .expect("status");
     assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
@@ -548,22 +508,13 @@ async fn the_dlq_inspection_examples_are_accepted_by_the_api_server() {
     common::install_crds(&client).await;
     let ns = TestNamespace::create(&client, "dlq-examples").await;
     let api: Api<DlqInspection> = ns.api();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut accepted = 0;
-    for entry in std::fs::read_dir(&examples).expect("examples/") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("example");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = <Value as serde::Deserialize>::deserialize(doc).expect("yaml");
-            if value["kind"] != "DlqInspection" {
-                continue;
-            }
-            let inspection: DlqInspection = serde_json::from_value(value).expect("a DlqInspection");
-            api.create(&PostParams::default(), &inspection)
-                .await
-                .unwrap_or_else(|e| panic!("{} is accepted: {e}", path.display()));
-            accepted += 1;
-        }
+    for (path, value) in common::examples("DlqInspection") {
+        let inspection: DlqInspection = serde_json::from_value(value).expect("a DlqInspection");
+        api.create(&PostParams::default(), &inspection)
+            .await
+            .unwrap_or_else(|e| panic!("{} is accepted: {e}", path.display()));
+        accepted += 1;
     }
     assert!(
         accepted >= 2,

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::{Api, PostParams};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use streamlake_core::names::DatasetName;
@@ -20,7 +19,7 @@ use streamlake_core::rawzone::{
 };
 use streamlake_operator::crd::DqCheck;
 use streamlake_operator::crd::dq_check::{CheckResult, DqCheckPhase, DqCheckStatus};
-use streamlake_testkit::{require_env, unique_name, wait_until};
+use streamlake_testkit::{require_env, unique_name};
 
 use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
 
@@ -156,29 +155,8 @@ fn contracts_for(dir: &Path, dataset: &str) {
 }
 
 async fn run_check(ns: &TestNamespace, name: &str, spec: Value) -> DqCheckStatus {
-    let check: DqCheck = serde_json::from_value(json!({
-        "apiVersion": "streamlake.io/v1alpha1", "kind": "DqCheck",
-        "metadata": {"name": name}, "spec": spec
-    }))
-    .expect("dqcheck");
-    let api: Api<DqCheck> = ns.api();
-    api.create(&PostParams::default(), &check)
-        .await
-        .expect("DqCheck created");
-    wait_until(
-        &format!("DqCheck {name} finishes"),
-        Duration::from_secs(60),
-        || async {
-            api.get(name)
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .and_then(|s| s.phase)
-                .is_some_and(|p| matches!(p, DqCheckPhase::Passed | DqCheckPhase::Failed))
-        },
-    )
-    .await;
-    api.get(name).await.expect("DqCheck").status.expect("status")
+    let check: DqCheck = common::run_to_end(ns, name, spec, Duration::from_secs(60)).await;
+    check.status.expect("status")
 }
 
 fn all_checks(dataset: &str, date: &str) -> Value {

@@ -19,6 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use streamlake_operator::controller::{Finished, Kind};
 use streamlake_operator::crd::{self, Replay, ReplayPhase};
 use streamlake_testkit::{require_env, unique_name, wait_until};
 
@@ -110,6 +111,54 @@ impl TestNamespace {
     {
         Api::namespaced(self.client.clone(), &self.name)
     }
+}
+
+/// Every document of kind `kind` in `examples/`, with the file it is in.
+pub fn examples(kind: &str) -> Vec<(PathBuf, Value)> {
+    let dir = repo().join("examples");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("example");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = <Value as serde::Deserialize>::deserialize(doc).expect("yaml");
+            if value["kind"] == kind {
+                found.push((path.clone(), value));
+            }
+        }
+    }
+    found
+}
+
+/// Creates the `K` named `name` with `spec`, waits until the operator has finished it, and returns it
+/// as it ended.
+pub async fn run_to_end<K>(ns: &TestNamespace, name: &str, spec: Value, timeout: Duration) -> K
+where
+    K: Kind + Finished + serde::Serialize,
+{
+    let kind = K::kind(&());
+    let object: K = serde_json::from_value(json!({
+        "apiVersion": K::api_version(&()), "kind": kind, "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap_or_else(|e| panic!("a {kind}: {e}"));
+    let api: Api<K> = ns.api();
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("{kind} {name} created: {e}"));
+    wait_finished(ns, name, timeout).await
+}
+
+/// Waits until the operator has finished the `K` named `name`, and returns it as it ended.
+pub async fn wait_finished<K: Kind + Finished>(ns: &TestNamespace, name: &str, timeout: Duration) -> K {
+    let kind = K::kind(&());
+    let api: Api<K> = ns.api();
+    wait_until(&format!("{kind} {name} finishes"), timeout, || async {
+        api.get(name).await.ok().is_some_and(|o| o.finished())
+    })
+    .await;
+    api.get(name)
+        .await
+        .unwrap_or_else(|e| panic!("{kind} {name}: {e}"))
 }
 
 fn manifest<T: serde::de::DeserializeOwned>(file: &str) -> T {
