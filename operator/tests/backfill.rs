@@ -160,7 +160,7 @@ async fn run_backfill_within(
             .await
             .ok()
             .and_then(|b| b.status)
-            .and_then(|s| s.phase)
+            .and_then(|s| s.common.phase)
             .is_some_and(|p| matches!(p, BackfillPhase::Succeeded | BackfillPhase::Failed))
     })
     .await;
@@ -197,7 +197,7 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     let day = json!({"dataset": dataset, "startDate": DAY, "endDate": DAY});
 
     let first = run_backfill(&ns, "first", day.clone()).await;
-    assert_eq!(first.phase, Some(BackfillPhase::Succeeded), "{first:?}");
+    assert_eq!(first.common.phase, Some(BackfillPhase::Succeeded), "{first:?}");
     let ranges: Vec<(i32, i64, i64)> = first
         .ranges
         .iter()
@@ -219,7 +219,11 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     let day_dir = lake.join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
     std::fs::remove_dir_all(&day_dir).expect("day deleted");
     let restore = run_backfill(&ns, "restore", day).await;
-    assert_eq!(restore.phase, Some(BackfillPhase::Succeeded), "{restore:?}");
+    assert_eq!(
+        restore.common.phase,
+        Some(BackfillPhase::Succeeded),
+        "{restore:?}"
+    );
     let (restored_files, restored_rows) = landed(&lake, &name);
     assert_eq!(restored_rows, expected, "same records, no duplicates");
     // File boundaries depend on batching; the records in them must be byte-for-byte the same rows.
@@ -235,10 +239,11 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         json!({"dataset": dataset, "offsets": [{"partition": 7, "start": 0, "end": 5}]}),
     )
     .await;
-    assert_eq!(broken.phase, Some(BackfillPhase::Failed), "{broken:?}");
-    assert_eq!(broken.reason.as_deref(), Some("JobFailed"));
+    assert_eq!(broken.common.phase, Some(BackfillPhase::Failed), "{broken:?}");
+    assert_eq!(broken.common.reason.as_deref(), Some("JobFailed"));
     assert!(
         broken
+            .common
             .message
             .as_deref()
             .unwrap_or_default()
@@ -296,7 +301,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         Duration::from_secs(240),
     )
     .await;
-    assert_eq!(status.phase, Some(BackfillPhase::Succeeded), "{status:?}");
+    assert_eq!(status.common.phase, Some(BackfillPhase::Succeeded), "{status:?}");
     assert_eq!(status.replay_name.as_deref(), Some("backfill-day"));
     assert_eq!(status.job_name, None, "no Job: the live consumers re-read");
     assert_eq!(status.progress.as_deref(), Some("100%"));
@@ -314,7 +319,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         .await
         .expect("child Replay");
     let replay_status = replay.status.expect("Replay status");
-    assert_eq!(replay_status.phase, Some(ReplayPhase::Succeeded));
+    assert_eq!(replay_status.common.phase, Some(ReplayPhase::Succeeded));
     let plan: Vec<(i32, i64, i64)> = replay_status
         .plan
         .iter()
@@ -366,7 +371,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
                 .await
                 .ok()
                 .and_then(|b| b.status)
-                .and_then(|s| s.message)
+                .and_then(|s| s.common.message)
                 .is_some_and(|m| m.contains("Replay backfill-held is WaitingForGroupEmpty"));
             mirrored && common::spec_replicas(&ns, &deployment.name_any()).await == Some(0)
         },
@@ -392,10 +397,11 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         json!({"dataset": unique_name("nosuch"), "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
     )
     .await;
-    assert_eq!(missing.phase, Some(BackfillPhase::Failed), "{missing:?}");
-    assert_eq!(missing.reason.as_deref(), Some("TopicNotFound"));
+    assert_eq!(missing.common.phase, Some(BackfillPhase::Failed), "{missing:?}");
+    assert_eq!(missing.common.reason.as_deref(), Some("TopicNotFound"));
     assert!(
         missing
+            .common
             .message
             .as_deref()
             .unwrap_or_default()

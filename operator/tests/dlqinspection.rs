@@ -178,7 +178,11 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         json!({"dataset": dataset.as_str(), "lastRecords": 100, "sampleSize": 2}),
     )
     .await;
-    assert_eq!(summary.phase, Some(DlqInspectionPhase::Succeeded), "{summary:?}");
+    assert_eq!(
+        summary.common.phase,
+        Some(DlqInspectionPhase::Succeeded),
+        "{summary:?}"
+    );
     assert_eq!(summary.total, Some(6));
     assert_eq!(
         summary.by_error_type,
@@ -206,7 +210,11 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         "redrive": {"errorTypes": ["contract_violation"], "maxAttempts": 3}
     });
     let first = inspect(&ns, "redrive", redrive.clone()).await;
-    assert_eq!(first.phase, Some(DlqInspectionPhase::Succeeded), "{first:?}");
+    assert_eq!(
+        first.common.phase,
+        Some(DlqInspectionPhase::Succeeded),
+        "{first:?}"
+    );
     assert_eq!(first.redriven, Some(3), "{first:?}");
     assert_eq!(first.redrive_skipped, counts(&[("maxAttempts", 1)]));
     let raw = read_all(&dataset.raw_topic());
@@ -230,7 +238,11 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
     }
 
     let second = inspect(&ns, "redrive-again", redrive).await;
-    assert_eq!(second.phase, Some(DlqInspectionPhase::Succeeded), "{second:?}");
+    assert_eq!(
+        second.common.phase,
+        Some(DlqInspectionPhase::Succeeded),
+        "{second:?}"
+    );
     assert_eq!(second.redriven, Some(0), "{second:?}");
     assert_eq!(
         second.redrive_skipped,
@@ -348,7 +360,11 @@ async fn a_redrive_resumed_after_a_crash_produces_only_what_is_missing() {
         .await
         .status
         .expect("status");
-    assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
+    assert_eq!(
+        status.common.phase,
+        Some(DlqInspectionPhase::Succeeded),
+        "{status:?}"
+    );
     assert_eq!(status.redriven, Some(3), "{status:?}");
     assert!(status.redrive_skipped.is_empty(), "{status:?}");
     let mut positions: Vec<(String, String, String)> = read_all(&raw)
@@ -467,7 +483,11 @@ async fn rejects_of_the_deployed_api_and_consumer_are_counted_by_type_and_stage(
         json!({"dataset": "orders", "since": rfc3339(since), "until": rfc3339(until), "maxRecords": 100000}),
     )
     .await;
-    assert_eq!(status.phase, Some(DlqInspectionPhase::Succeeded), "{status:?}");
+    assert_eq!(
+        status.common.phase,
+        Some(DlqInspectionPhase::Succeeded),
+        "{status:?}"
+    );
     let at_least = |counts: &BTreeMap<String, i64>, key: &str, n: i64| {
         assert!(
             counts.get(key).copied().unwrap_or(0) >= n,
@@ -569,9 +589,10 @@ async fn invalid_dlq_inspections_are_refused_with_the_reason() {
         json!({"topic": "legacy-dead-letters", "lastRecords": 5, "redrive": {}}),
     )
     .await;
-    assert_eq!(no_dataset.phase, Some(DlqInspectionPhase::Failed));
+    assert_eq!(no_dataset.common.phase, Some(DlqInspectionPhase::Failed));
     assert!(
         no_dataset
+            .common
             .message
             .as_deref()
             .unwrap_or_default()
@@ -580,9 +601,9 @@ async fn invalid_dlq_inspections_are_refused_with_the_reason() {
     );
     let missing = format!("streamlake.{}.dlq", unique_name("missing"));
     let no_topic = inspect(&ns, "no-topic", json!({"topic": missing, "lastRecords": 5})).await;
-    assert_eq!(no_topic.phase, Some(DlqInspectionPhase::Failed));
+    assert_eq!(no_topic.common.phase, Some(DlqInspectionPhase::Failed));
     assert_eq!(
-        no_topic.message.as_deref(),
+        no_topic.common.message.as_deref(),
         Some(format!("topic {missing} does not exist").as_str())
     );
 

@@ -205,7 +205,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     );
 
     let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
-    assert_eq!(healthy.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
+    assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
     assert_eq!(healthy.checks.len(), 7);
     assert!(healthy.checks.iter().all(|c| c.passed), "{:?}", healthy.checks);
     assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
@@ -225,7 +225,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     assert_eq!(report["passed"], true);
 
     let empty = run_check(&ns, "empty-day", all_checks(&dataset, "2026-10-27")).await;
-    assert_eq!(empty.phase, Some(DqCheckPhase::Failed), "{empty:?}");
+    assert_eq!(empty.common.phase, Some(DqCheckPhase::Failed), "{empty:?}");
     assert!(
         empty.checks.iter().all(|c| !c.passed),
         "an empty day passes nothing: {:?}",
@@ -233,6 +233,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     );
     assert!(
         empty
+            .common
             .message
             .as_deref()
             .unwrap_or_default()
@@ -245,7 +246,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     let removed = doc.partition_files(0)[1].clone();
     std::fs::remove_file(lake.join(layout.data_file_key(date, &removed.path))).expect("file removed");
     let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
-    assert_eq!(missing.phase, Some(DqCheckPhase::Failed), "{missing:?}");
+    assert_eq!(missing.common.phase, Some(DqCheckPhase::Failed), "{missing:?}");
     let continuity = check(&missing, "offsetContinuity");
     assert!(!continuity.passed);
     assert_eq!(
@@ -257,6 +258,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     );
     assert!(
         missing
+            .common
             .message
             .as_deref()
             .unwrap_or_default()
@@ -265,7 +267,11 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
 
     std::fs::remove_file(lake.join(layout.metadata_key(date))).expect("metadata removed");
     let no_metadata = run_check(&ns, "no-metadata", all_checks(&dataset, DAY)).await;
-    assert_eq!(no_metadata.phase, Some(DqCheckPhase::Failed), "{no_metadata:?}");
+    assert_eq!(
+        no_metadata.common.phase,
+        Some(DqCheckPhase::Failed),
+        "{no_metadata:?}"
+    );
     let consistent = check(&no_metadata, "metadataConsistent");
     assert!(!consistent.passed);
     assert_eq!(consistent.observed, format!("{DAY}: _metadata.json is missing"));
@@ -273,9 +279,9 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     // A dataset with no raw topic ends Failed at once, saying so, instead of being retried forever.
     let nosuch = unique_name("nosuch");
     let no_topic = run_check(&ns, "no-topic", all_checks(&nosuch, DAY)).await;
-    assert_eq!(no_topic.phase, Some(DqCheckPhase::Failed), "{no_topic:?}");
+    assert_eq!(no_topic.common.phase, Some(DqCheckPhase::Failed), "{no_topic:?}");
     assert_eq!(
-        no_topic.message.as_deref(),
+        no_topic.common.message.as_deref(),
         Some(
             format!("topic streamlake.{nosuch}.raw does not exist: dataset {nosuch} has no raw topic to check against")
                 .as_str()
@@ -321,7 +327,7 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
         ],
     );
     let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
-    assert_eq!(healthy.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
+    assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
     assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
     assert_eq!(
         check(&healthy, "offsetContinuity").observed,
@@ -375,7 +381,7 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
             .is_none()
     );
     let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
-    assert_eq!(missing.phase, Some(DqCheckPhase::Failed), "{missing:?}");
+    assert_eq!(missing.common.phase, Some(DqCheckPhase::Failed), "{missing:?}");
     assert_eq!(
         check(&missing, "offsetContinuity").observed,
         format!(

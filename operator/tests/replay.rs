@@ -203,8 +203,8 @@ async fn a_group_that_never_empties_fails_after_the_timeout_with_the_consumers_r
 
     let failed = wait_phase(&s.ns, "never-empty", ReplayPhase::Failed, Duration::from_secs(60)).await;
     let status = failed.status.expect("status");
-    assert_eq!(status.reason.as_deref(), Some("GroupNotEmptyTimeout"));
-    let message = status.message.unwrap_or_default();
+    assert_eq!(status.common.reason.as_deref(), Some("GroupNotEmptyTimeout"));
+    let message = status.common.message.unwrap_or_default();
     assert!(
         message.contains("still had 1 member") && message.contains("after 8s"),
         "{message}"
@@ -410,7 +410,7 @@ async fn missing_consumers_and_a_dry_run_change_nothing() {
         "{:?}",
         status.plan
     );
-    assert!(status.message.is_some_and(|m| m.starts_with("dry run")));
+    assert!(status.common.message.is_some_and(|m| m.starts_with("dry run")));
     assert_eq!(status.saved, None);
     assert_eq!(kafka::cli_offsets(&s.group), ends(), "a dry run commits nothing");
     assert_eq!(spec_replicas(&s.ns, &s.deployment).await, Some(2));
@@ -419,9 +419,13 @@ async fn missing_consumers_and_a_dry_run_change_nothing() {
     create_replay(&s.ns, "orphan", spec).await;
     let failed = wait_phase(&s.ns, "orphan", ReplayPhase::Failed, Duration::from_secs(60)).await;
     let status = failed.status.expect("status");
-    assert_eq!(status.reason.as_deref(), Some("ConsumerDeploymentNotFound"));
+    assert_eq!(
+        status.common.reason.as_deref(),
+        Some("ConsumerDeploymentNotFound")
+    );
     assert!(
         status
+            .common
             .message
             .is_some_and(|m| m.contains("streamlake.io/dataset=nobody-consumes-this"))
     );
@@ -439,8 +443,13 @@ async fn missing_consumers_and_a_dry_run_change_nothing() {
     .await;
     let failed = wait_phase(&s.ns, "no-topic", ReplayPhase::Failed, Duration::from_secs(60)).await;
     let status = failed.status.expect("status");
-    assert_eq!(status.reason.as_deref(), Some("OffsetsUnavailable"));
-    assert!(status.message.is_some_and(|m| m.contains("does not exist")));
+    assert_eq!(status.common.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert!(
+        status
+            .common
+            .message
+            .is_some_and(|m| m.contains("does not exist"))
+    );
     assert_eq!(
         pod_uids(&s.ns, "lonely").await,
         pods,

@@ -86,7 +86,7 @@ impl BackfillContext {
 
 impl Finished for Backfill {
     fn finished(&self) -> bool {
-        let phase = self.status.as_ref().and_then(|s| s.phase);
+        let phase = self.status.as_ref().and_then(|s| s.common.phase);
         matches!(phase, Some(BackfillPhase::Succeeded | BackfillPhase::Failed))
     }
 }
@@ -94,7 +94,7 @@ impl Finished for Backfill {
 /// A Backfill that is not finished: start it, or look at its Job or Replay.
 async fn step(backfill: &Backfill, ctx: &BackfillContext) -> Result<Requeue, Error> {
     let status = backfill.status.clone().unwrap_or_default();
-    match status.phase {
+    match status.common.phase {
         Some(BackfillPhase::Running) if status.replay_name.is_some() => {
             replay_mode::watch(ctx, backfill, status).await
         }
@@ -164,11 +164,11 @@ async fn start(
         Err(e) => return Err(Error::CreateJob(e)),
     }
     let records: i64 = ranges.iter().map(|r| r.end - r.start).sum();
-    status.phase = Some(BackfillPhase::Running);
-    status.observed_generation = backfill.metadata.generation;
-    status.started_at = Some(Time(Timestamp::now()));
+    status.common.phase = Some(BackfillPhase::Running);
+    status.common.observed_generation = backfill.metadata.generation;
+    status.common.started_at = Some(Time(Timestamp::now()));
     status.progress = Some(format!("{records} records in {} partitions", ranges.len()));
-    status.message = Some(format!("Job {job_name} lands {records} records of {topic}"));
+    status.common.message = Some(format!("Job {job_name} lands {records} records of {topic}"));
     status.ranges = ranges;
     status.job_name = Some(job_name);
     announce_running(ctx, backfill, &status).await?;
@@ -245,12 +245,12 @@ async fn finish(
         }
         Err((reason, message)) => (BackfillPhase::Failed, reason, message),
     };
-    status.phase = Some(phase);
-    status.reason = Some(reason.into());
-    status.message = Some(message.clone());
-    status.completed_at = Some(Time(now));
-    status.observed_generation = backfill.metadata.generation;
-    if let Some(Time(started)) = &status.started_at {
+    status.common.phase = Some(phase);
+    status.common.reason = Some(reason.into());
+    status.common.message = Some(message.clone());
+    status.common.completed_at = Some(Time(now));
+    status.common.observed_generation = backfill.metadata.generation;
+    if let Some(Time(started)) = &status.common.started_at {
         status.duration_seconds = Some(now.duration_since(*started).as_secs());
     }
     let done = if phase == BackfillPhase::Succeeded {
@@ -259,7 +259,7 @@ async fn finish(
         ConditionStatus::False
     };
     set_condition(
-        &mut status.conditions,
+        &mut status.common.conditions,
         "Complete",
         done,
         reason,
@@ -288,7 +288,7 @@ async fn announce_running(
 ) -> Result<(), Error> {
     let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
     write_status(ctx, &namespace, &name, status).await?;
-    let message = status.message.as_deref().unwrap_or_default();
+    let message = status.common.message.as_deref().unwrap_or_default();
     ctx.reporting()
         .event(&backfill.object_ref(&()), false, "Running", message)
         .await;

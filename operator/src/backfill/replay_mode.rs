@@ -105,8 +105,10 @@ pub enum Mirror {
 
 /// Reads the child Replay `name`'s status (`None`: it has none yet).
 pub fn mirror(name: &str, status: Option<&ReplayStatus>) -> Mirror {
-    let phase = status.and_then(|s| s.phase).unwrap_or(ReplayPhase::Pending);
-    let said = status.and_then(|s| s.message.clone()).unwrap_or_default();
+    let phase = status
+        .and_then(|s| s.common.phase)
+        .unwrap_or(ReplayPhase::Pending);
+    let said = status.and_then(|s| s.common.message.clone()).unwrap_or_default();
     match phase {
         ReplayPhase::Succeeded => {
             Mirror::Succeeded(format!("Replay {name}: the group re-read the range: {said}"))
@@ -116,7 +118,7 @@ pub fn mirror(name: &str, status: Option<&ReplayStatus>) -> Mirror {
             message: format!(
                 "Replay {name} failed ({}): {said}",
                 status
-                    .and_then(|s| s.reason.as_deref())
+                    .and_then(|s| s.common.reason.as_deref())
                     .unwrap_or("no reason given")
             ),
         },
@@ -181,11 +183,11 @@ pub(super) async fn start(
         Err(e) => return Err(Error::CreateReplay(e)),
     }
     let records: i64 = ranges.iter().map(|r| r.end - r.start).sum();
-    status.phase = Some(BackfillPhase::Running);
-    status.observed_generation = backfill.metadata.generation;
-    status.started_at = Some(Time(Timestamp::now()));
+    status.common.phase = Some(BackfillPhase::Running);
+    status.common.observed_generation = backfill.metadata.generation;
+    status.common.started_at = Some(Time(Timestamp::now()));
     status.progress = Some("0%".into());
-    status.message = Some(format!(
+    status.common.message = Some(format!(
         "Replay {replay_name} resets group {} to re-read {records} records of {topic}",
         dataset.consumer_group()
     ));
@@ -225,10 +227,10 @@ pub(super) async fn watch(
             finish(ctx, backfill, status, Err((reason.as_str(), message))).await
         }
         Mirror::Running { message, progress } => {
-            let changed = status.message.as_ref() != Some(&message)
+            let changed = status.common.message.as_ref() != Some(&message)
                 || (progress.is_some() && status.progress != progress);
             if changed {
-                status.message = Some(message);
+                status.common.message = Some(message);
                 status.progress = progress.or(status.progress);
                 write_status(ctx, &namespace, &name, &status).await?;
             }
@@ -240,6 +242,7 @@ pub(super) async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::CommonStatus;
 
     fn range(partition: i32, start: i64, end: i64) -> PartitionRange {
         PartitionRange {
@@ -278,9 +281,12 @@ mod tests {
     #[test]
     fn the_child_replay_is_mirrored() {
         let status = |phase, message: &str, progress: Option<&str>| ReplayStatus {
-            phase: Some(phase),
-            message: Some(message.into()),
-            reason: (phase == ReplayPhase::Failed).then(|| "GroupNotEmptyTimeout".into()),
+            common: CommonStatus {
+                phase: Some(phase),
+                message: Some(message.into()),
+                reason: (phase == ReplayPhase::Failed).then(|| "GroupNotEmptyTimeout".into()),
+                ..Default::default()
+            },
             progress: progress.map(Into::into),
             ..Default::default()
         };

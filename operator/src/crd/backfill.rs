@@ -1,10 +1,10 @@
 //! `Backfill`: re-read a bounded range of a dataset's topic into the raw zone.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::status::CommonStatus;
 use super::{PartitionRange, schema};
 
 /// Re-reads a bounded range of a dataset's raw topic into the same raw-zone partitions.
@@ -106,16 +106,8 @@ pub enum BackfillPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<BackfillPhase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub common: CommonStatus<BackfillPhase>,
     /// The per-partition offset ranges resolved from the spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<PartitionRange>,
@@ -129,10 +121,6 @@ pub struct BackfillStatus {
     pub records_written: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_written: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::status::CommonStatus;
 use super::{PartitionOffset, PartitionRange, schema};
 
 /// Reads a window of a DLQ topic and reports what failed and why; can redrive records to the raw topic.
@@ -129,16 +130,8 @@ pub enum DlqInspectionPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DlqInspectionStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<DlqInspectionPhase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub common: CommonStatus<DlqInspectionPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     /// The DLQ topic read.
@@ -181,10 +174,6 @@ pub struct DlqInspectionStatus {
     /// Selected records not redriven, by reason (`alreadyRedriven`, `maxAttempts`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub redrive_skipped: BTreeMap<String, i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
 }

@@ -1,11 +1,11 @@
 //! `DqCheck`: prove a day (or days) of a dataset's raw zone is complete and consistent.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::schema;
+use super::status::CommonStatus;
 
 /// Runs data-quality checks over raw-zone partitions and reports each with its observed value.
 // Each printcolumn(...) repeats `type_ = "string"`, which clippy mistakes for a duplicated attribute.
@@ -124,16 +124,8 @@ pub enum DqCheckPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DqCheckStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<DqCheckPhase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub common: CommonStatus<DqCheckPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     /// Each check that ran, with what it saw.
@@ -142,10 +134,6 @@ pub struct DqCheckStatus {
     /// Where the full report was written, under `reports/dq/` in the lake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
 }

@@ -13,11 +13,13 @@ pub mod backfill;
 pub mod dlq_inspection;
 pub mod dq_check;
 pub mod replay;
+pub mod status;
 
 pub use backfill::{Backfill, BackfillSpec, BackfillStatus};
 pub use dlq_inspection::{DlqInspection, DlqInspectionSpec, DlqInspectionStatus};
 pub use dq_check::{DqCheck, DqCheckSpec, DqCheckStatus};
 pub use replay::{Replay, ReplayPhase, ReplaySpec, ReplayStatus};
+pub use status::CommonStatus;
 
 pub const GROUP: &str = "streamlake.io";
 pub const VERSION: &str = "v1alpha1";

@@ -1,10 +1,11 @@
 //! `Replay`: make a dataset's consumers re-read their topic from a chosen position.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::status::CommonStatus;
 use super::{PartitionOffset, schema};
 
 /// Re-read a dataset's raw topic: scale its consumers down, reset the group's offsets, scale them up,
@@ -194,25 +195,11 @@ impl std::fmt::Display for ReplayPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<ReplayPhase>,
-    /// What is happening now, or why it failed, for a human.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Stable reason of a failure (also the Event reason), e.g. `GroupNotEmptyTimeout`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub common: CommonStatus<ReplayPhase>,
     /// When the current phase began (the group-empty time-out counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_since: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Time>,
     /// While Queued: `namespace/name` of the Replay that holds the consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,

@@ -99,7 +99,7 @@ impl DlqContext {
 
 impl Finished for DlqInspection {
     fn finished(&self) -> bool {
-        let phase = self.status.as_ref().and_then(|s| s.phase);
+        let phase = self.status.as_ref().and_then(|s| s.common.phase);
         matches!(
             phase,
             Some(DlqInspectionPhase::Succeeded | DlqInspectionPhase::Failed)
@@ -116,7 +116,7 @@ struct Plan {
 async fn inspect(inspection: &DlqInspection, ctx: &DlqContext) -> Result<Requeue, Error> {
     let (namespace, name) = (inspection.namespace().unwrap_or_default(), inspection.name_any());
     let mut status = inspection.status.clone().unwrap_or_default();
-    status.observed_generation = inspection.metadata.generation;
+    status.common.observed_generation = inspection.metadata.generation;
     let request = match DlqRequest::from_spec(&inspection.spec) {
         Ok(request) => request,
         Err(problem) => {
@@ -129,20 +129,20 @@ async fn inspect(inspection: &DlqInspection, ctx: &DlqContext) -> Result<Requeue
     };
     // Planned by an earlier reconcile that did not finish: read the same offsets, and look for what it
     // may have redriven already.
-    let resumed = status.phase == Some(DlqInspectionPhase::Running) && status.topic.is_some();
+    let resumed = status.common.phase == Some(DlqInspectionPhase::Running) && status.topic.is_some();
     if !resumed {
         let plan = match plan(ctx, &request).await? {
             Ok(plan) => plan,
             Err(problem) => return finish(ctx, inspection, status, Err(problem)).await,
         };
-        status.phase = Some(DlqInspectionPhase::Running);
-        status.reason = Some("Reading".into());
-        status.message = Some(format!(
+        status.common.phase = Some(DlqInspectionPhase::Running);
+        status.common.reason = Some("Reading".into());
+        status.common.message = Some(format!(
             "reading {} record(s) of {}",
             window_size(&plan.ranges),
             request.topic
         ));
-        status.started_at = Some(Time(Timestamp::now()));
+        status.common.started_at = Some(Time(Timestamp::now()));
         status.topic = Some(request.topic.clone());
         status.window_records = Some(window_size(&plan.ranges));
         status.ranges = plan.ranges;
@@ -418,13 +418,13 @@ async fn finish(
         ),
     };
     let now = Timestamp::now();
-    status.phase = Some(phase);
-    status.reason = Some(reason.into());
-    status.message = Some(message.clone());
-    status.started_at = status.started_at.or(Some(Time(now)));
-    status.completed_at = Some(Time(now));
+    status.common.phase = Some(phase);
+    status.common.reason = Some(reason.into());
+    status.common.message = Some(message.clone());
+    status.common.started_at = status.common.started_at.or(Some(Time(now)));
+    status.common.completed_at = Some(Time(now));
     set_condition(
-        &mut status.conditions,
+        &mut status.common.conditions,
         "Complete",
         condition,
         reason,

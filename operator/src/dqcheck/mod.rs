@@ -153,7 +153,7 @@ impl DqContext {
 
 impl Finished for DqCheck {
     fn finished(&self) -> bool {
-        let phase = self.status.as_ref().and_then(|s| s.phase);
+        let phase = self.status.as_ref().and_then(|s| s.common.phase);
         matches!(phase, Some(DqCheckPhase::Passed | DqCheckPhase::Failed))
     }
 }
@@ -161,11 +161,9 @@ impl Finished for DqCheck {
 async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
     let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
     let now = Timestamp::now();
-    let mut status = DqCheckStatus {
-        observed_generation: check.metadata.generation,
-        started_at: Some(Time(now)),
-        ..check.status.clone().unwrap_or_default()
-    };
+    let mut status = check.status.clone().unwrap_or_default();
+    status.common.observed_generation = check.metadata.generation;
+    status.common.started_at = Some(Time(now));
     let request = match DqRequest::from_spec(&check.spec) {
         Ok(request) => request,
         Err(problem) => return finish(ctx, check, status, Err(format!("invalid spec: {problem}"))).await,
@@ -254,13 +252,13 @@ async fn finish(
         Err(message) => (DqCheckPhase::Failed, "Failed", message, ConditionStatus::False),
     };
     let now = Timestamp::now();
-    status.phase = Some(phase);
-    status.reason = Some(reason.into());
-    status.message = Some(message.clone());
-    status.completed_at = Some(Time(now));
+    status.common.phase = Some(phase);
+    status.common.reason = Some(reason.into());
+    status.common.message = Some(message.clone());
+    status.common.completed_at = Some(Time(now));
     let generation = check.metadata.generation;
     set_condition(
-        &mut status.conditions,
+        &mut status.common.conditions,
         "Passed",
         condition,
         reason,

@@ -60,7 +60,7 @@ pub struct Note {
 }
 
 pub fn decide(obs: &Observation) -> Decision {
-    let phase = obs.replay.status.phase.unwrap_or(ReplayPhase::Pending);
+    let phase = obs.replay.status.common.phase.unwrap_or(ReplayPhase::Pending);
     if phase.is_terminal() {
         return Step::new(obs).done();
     }
@@ -82,7 +82,7 @@ pub fn decide(obs: &Observation) -> Decision {
 /// What deleting the Replay must undo: the consumers' scale and autoscalers, if it holds them.
 pub fn cleanup(obs: &Observation) -> Decision {
     let status = &obs.replay.status;
-    let phase = status.phase.unwrap_or(ReplayPhase::Pending);
+    let phase = status.common.phase.unwrap_or(ReplayPhase::Pending);
     let mut step = Step::new(obs);
     if let Some((actions, replicas)) = restore(obs) {
         step.actions = actions;
@@ -171,7 +171,7 @@ fn start(obs: &Observation, request: &ReplayRequest) -> Decision {
     step.status.waiting_for = None;
     step.status.target = Some(target);
     step.status.saved = Some(saved);
-    step.status.started_at = Some(Time(obs.now));
+    step.status.common.started_at = Some(Time(obs.now));
     step.done()
 }
 
@@ -206,7 +206,7 @@ fn dry_run(obs: &Observation, request: &ReplayRequest, target: ReplayTarget) -> 
     step.status.target = Some(target);
     step.status.plan = plan.partitions.iter().map(to_status_plan).collect();
     step.status.records_total = Some(records);
-    step.status.completed_at = Some(Time(obs.now));
+    step.status.common.completed_at = Some(Time(obs.now));
     step.done()
 }
 
@@ -397,7 +397,7 @@ fn follow(obs: &Observation) -> Decision {
             progress.total, progress.partitions
         );
         let mut step = step.to(ReplayPhase::Succeeded, message);
-        step.status.completed_at = Some(Time(obs.now));
+        step.status.common.completed_at = Some(Time(obs.now));
         step.requeue = None;
         step
     } else {
@@ -487,8 +487,8 @@ fn fail(obs: &Observation, reason: &'static str, message: String) -> Decision {
     }
     let mut step = step.to(ReplayPhase::Failed, message);
     step.requeue = None;
-    step.status.reason = Some(reason.into());
-    step.status.completed_at = Some(Time(obs.now));
+    step.status.common.reason = Some(reason.into());
+    step.status.common.completed_at = Some(Time(obs.now));
     if let Some(event) = &mut step.event {
         event.warning = true;
         reason.clone_into(&mut event.reason);
@@ -499,7 +499,7 @@ fn fail(obs: &Observation, reason: &'static str, message: String) -> Decision {
 /// The actions that give the consumers back their replicas and autoscalers, if this Replay holds them.
 fn restore(obs: &Observation) -> Option<(Vec<Action>, i32)> {
     let status = &obs.replay.status;
-    let phase = status.phase.unwrap_or(ReplayPhase::Pending);
+    let phase = status.common.phase.unwrap_or(ReplayPhase::Pending);
     let saved = status.saved.as_ref()?;
     if !(phase.consumers_held_down() || phase == ReplayPhase::ScalingUp) {
         return None;
@@ -547,7 +547,7 @@ struct Step<'a> {
 impl<'a> Step<'a> {
     fn new(obs: &'a Observation) -> Self {
         let mut status = obs.replay.status.clone();
-        status.phase.get_or_insert(ReplayPhase::Pending);
+        status.common.phase.get_or_insert(ReplayPhase::Pending);
         Self {
             obs,
             status,
@@ -559,7 +559,7 @@ impl<'a> Step<'a> {
 
     /// Moves to `phase`; a real change restarts the phase clock and becomes an Event.
     fn to(mut self, phase: ReplayPhase, message: String) -> Self {
-        if self.obs.replay.status.phase != Some(phase) {
+        if self.obs.replay.status.common.phase != Some(phase) {
             self.status.phase_since = Some(Time(self.obs.now));
             self.event = Some(Note {
                 warning: false,
@@ -567,13 +567,13 @@ impl<'a> Step<'a> {
                 message: message.clone(),
             });
         }
-        self.status.phase = Some(phase);
-        self.status.message = Some(message);
+        self.status.common.phase = Some(phase);
+        self.status.common.message = Some(message);
         self
     }
 
     fn stay(mut self, message: String) -> Self {
-        self.status.message = Some(message);
+        self.status.common.message = Some(message);
         self
     }
 
@@ -589,7 +589,7 @@ impl<'a> Step<'a> {
 
     fn done(mut self) -> Decision {
         let generation = self.obs.replay.generation;
-        self.status.observed_generation = generation;
+        self.status.common.observed_generation = generation;
         set_conditions(&mut self.status, self.obs);
         Decision {
             status: self.status,
@@ -602,7 +602,7 @@ impl<'a> Step<'a> {
 
 fn set_conditions(status: &mut ReplayStatus, obs: &Observation) {
     let (now, generation) = (obs.now, obs.replay.generation);
-    let phase = status.phase.unwrap_or(ReplayPhase::Pending);
+    let phase = status.common.phase.unwrap_or(ReplayPhase::Pending);
     let held = phase.consumers_held_down();
     let (scaled, scaled_reason) = match (held, &status.saved) {
         (true, _) => (ConditionStatus::True, phase.as_str()),
@@ -617,7 +617,7 @@ fn set_conditions(status: &mut ReplayStatus, obs: &Observation) {
         (false, Some(_)) => format!("{replicas} replicas"),
         (false, None) => String::new(),
     };
-    let conditions = &mut status.conditions;
+    let conditions = &mut status.common.conditions;
     set_condition(
         conditions,
         "ConsumersScaledDown",
@@ -641,12 +641,12 @@ fn set_conditions(status: &mut ReplayStatus, obs: &Observation) {
         generation,
         now,
     );
-    let message = status.message.clone().unwrap_or_default();
+    let message = status.common.message.clone().unwrap_or_default();
     let (complete, reason) = match phase {
         ReplayPhase::Succeeded => (ConditionStatus::True, "Succeeded"),
         ReplayPhase::Failed => (
             ConditionStatus::False,
-            status.reason.as_deref().unwrap_or("Failed"),
+            status.common.reason.as_deref().unwrap_or("Failed"),
         ),
         other => (ConditionStatus::Unknown, other.as_str()),
     };

@@ -93,7 +93,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<Replay>>, ctx: Arc<Context>) -> R
 
 impl Finished for Replay {
     fn finished(&self) -> bool {
-        let phase = self.status.as_ref().and_then(|s| s.phase);
+        let phase = self.status.as_ref().and_then(|s| s.common.phase);
         phase.is_some_and(ReplayPhase::is_terminal)
     }
 }
@@ -106,7 +106,7 @@ async fn apply_replay(replay: &Replay, ctx: &Context) -> Result<Requeue, Error> 
         apply::write_status(ctx, replay, &decision.status).await?;
     }
     if let Some(note) = &decision.event {
-        let phase = decision.status.phase.map_or("Pending", |p| p.as_str());
+        let phase = decision.status.common.phase.map_or("Pending", |p| p.as_str());
         ctx.metrics.entered(KIND, phase);
         tracing::info!(replay = %observation.replay.key(), phase, message = %note.message, "transition");
         apply::publish(ctx, &replay.object_ref(&()), note).await;

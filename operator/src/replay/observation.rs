@@ -26,7 +26,7 @@ pub struct Needs {
 
 impl Needs {
     pub fn of(status: &ReplayStatus, dry_run: bool) -> Self {
-        let phase = status.phase.unwrap_or(ReplayPhase::Pending);
+        let phase = status.common.phase.unwrap_or(ReplayPhase::Pending);
         let none = Self::default();
         match phase {
             // The plan inputs also check, before any consumer is touched, that a plan can be made.

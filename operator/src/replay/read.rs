@@ -225,7 +225,7 @@ fn claims(ctx: &Context, replay: &Replay, status: &ReplayStatus) -> Vec<Claim> {
             let phase = other
                 .status
                 .as_ref()
-                .and_then(|s| s.phase)
+                .and_then(|s| s.common.phase)
                 .unwrap_or(ReplayPhase::Pending);
             (!phase.is_terminal()).then(|| Claim {
                 key: format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()),

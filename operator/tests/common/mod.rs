@@ -485,7 +485,7 @@ pub async fn raw_replay(ns: &TestNamespace, name: &str) -> Value {
 }
 
 pub fn phase(replay: &Replay) -> Option<ReplayPhase> {
-    replay.status.as_ref().and_then(|s| s.phase)
+    replay.status.as_ref().and_then(|s| s.common.phase)
 }
 
 /// Waits until `check` holds for the Replay; returns it.

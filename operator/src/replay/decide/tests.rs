@@ -75,7 +75,7 @@ fn in_phase(phase: ReplayPhase) -> Observation {
     obs.candidates.clear();
     obs.now = t(110);
     let status = &mut obs.replay.status;
-    status.phase = Some(phase);
+    status.common.phase = Some(phase);
     status.phase_since = Some(Time(t(100)));
     status.target = Some(target());
     status.saved = Some(saved());
@@ -157,6 +157,7 @@ fn condition<'a>(
     type_: &str,
 ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     d.status
+        .common
         .conditions
         .iter()
         .find(|c| c.type_ == type_)
@@ -166,16 +167,16 @@ fn condition<'a>(
 #[test]
 fn a_new_replay_records_what_to_restore_before_touching_anything() {
     let d = decide(&fresh());
-    assert_eq!(d.status.phase, Some(ReplayPhase::ScalingDown));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::ScalingDown));
     assert!(
         d.actions.is_empty(),
         "nothing is scaled until the saved scale is in status"
     );
     assert_eq!(d.status.saved, Some(saved()));
     assert_eq!(d.status.target, Some(target()));
-    assert_eq!(d.status.started_at, Some(Time(t(10))));
+    assert_eq!(d.status.common.started_at, Some(Time(t(10))));
     assert_eq!(d.status.phase_since, Some(Time(t(10))));
-    assert_eq!(d.status.observed_generation, Some(1));
+    assert_eq!(d.status.common.observed_generation, Some(1));
     assert_eq!(d.requeue, Some(Duration::ZERO));
     let event = d.event.expect("transition event");
     assert_eq!((event.warning, event.reason.as_str()), (false, "ScalingDown"));
@@ -191,10 +192,14 @@ fn a_missing_or_ambiguous_consumer_deployment_fails_without_actions() {
     let mut obs = fresh();
     obs.candidates.clear();
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Failed));
-    assert_eq!(d.status.reason.as_deref(), Some("ConsumerDeploymentNotFound"));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Failed));
+    assert_eq!(
+        d.status.common.reason.as_deref(),
+        Some("ConsumerDeploymentNotFound")
+    );
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.contains("streamlake.io/dataset=orders"))
@@ -213,9 +218,13 @@ fn a_missing_or_ambiguous_consumer_deployment_fails_without_actions() {
         },
     ];
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("ConsumerDeploymentAmbiguous"));
+    assert_eq!(
+        d.status.common.reason.as_deref(),
+        Some("ConsumerDeploymentAmbiguous")
+    );
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.contains("orders-consumer, other"))
@@ -229,10 +238,13 @@ fn consumers_at_zero_replicas_without_keda_are_refused() {
         autoscalers: Autoscalers::default(),
         ..consumer(0)
     }];
-    assert_eq!(decide(&obs).status.reason.as_deref(), Some("ConsumersNotRunning"));
+    assert_eq!(
+        decide(&obs).status.common.reason.as_deref(),
+        Some("ConsumersNotRunning")
+    );
     // KEDA scales idle consumers to zero and back up once there is lag: that is fine.
     obs.candidates = vec![consumer(0)];
-    assert_eq!(decide(&obs).status.phase, Some(ReplayPhase::ScalingDown));
+    assert_eq!(decide(&obs).status.common.phase, Some(ReplayPhase::ScalingDown));
 }
 
 #[test]
@@ -244,10 +256,11 @@ fn a_replay_queues_behind_the_one_holding_its_group() {
         phase: ReplayPhase::Replaying,
     }];
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Queued));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Queued));
     assert_eq!(d.status.waiting_for.as_deref(), Some("lake/first"));
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.contains("lake/first (Replaying)"))
@@ -261,7 +274,7 @@ fn a_replay_queues_behind_the_one_holding_its_group() {
     assert_eq!(decide(&obs).event, None);
     obs.claims.clear();
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::ScalingDown));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::ScalingDown));
     assert_eq!(d.status.waiting_for, None);
 }
 
@@ -279,7 +292,7 @@ fn waiting_replays_start_oldest_first_so_concurrent_reconciles_agree() {
         created: Some(t(5)),
         phase: ReplayPhase::Queued,
     }];
-    assert_eq!(decide(&obs).status.phase, Some(ReplayPhase::ScalingDown));
+    assert_eq!(decide(&obs).status.common.phase, Some(ReplayPhase::ScalingDown));
     // Same second: the name breaks the tie.
     obs.claims = vec![Claim {
         key: "lake/a-replay".into(),
@@ -300,13 +313,14 @@ fn a_dry_run_stores_the_plan_and_changes_nothing() {
         phase: ReplayPhase::Replaying,
     }];
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Succeeded));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Succeeded));
     assert!(d.actions.is_empty());
     assert_eq!(d.status.plan, status_plan());
     assert_eq!(d.status.records_total, Some(140));
     assert_eq!(d.status.saved, None);
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.starts_with("dry run") && m.contains("140 records"))
@@ -331,7 +345,7 @@ fn scaling_down_pauses_autoscalers_then_scales_to_zero() {
             }
         ]
     );
-    assert_eq!(d.status.phase, Some(ReplayPhase::WaitingForGroupEmpty));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::WaitingForGroupEmpty));
     assert_eq!(
         d.status.phase_since,
         Some(Time(t(110))),
@@ -345,11 +359,12 @@ fn waiting_for_members_to_leave_keeps_the_deployment_at_zero() {
     let mut obs = in_phase(ReplayPhase::WaitingForGroupEmpty);
     obs.group = Some(group(2));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::WaitingForGroupEmpty));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::WaitingForGroupEmpty));
     assert!(d.actions.is_empty());
     assert_eq!(d.requeue, Some(POLL));
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.contains("2 members (consumer-0@/127.0.0.1"))
@@ -376,13 +391,16 @@ fn a_group_that_never_empties_fails_after_the_timeout_and_restores_the_consumers
     obs.replay.spec = spec(json!({"groupEmptyTimeout": "1m"}));
     obs.group = Some(group(1));
     obs.now = t(100 + 59);
-    assert_eq!(decide(&obs).status.phase, Some(ReplayPhase::WaitingForGroupEmpty));
+    assert_eq!(
+        decide(&obs).status.common.phase,
+        Some(ReplayPhase::WaitingForGroupEmpty)
+    );
     obs.now = t(100 + 60);
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Failed));
-    assert_eq!(d.status.reason.as_deref(), Some("GroupNotEmptyTimeout"));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Failed));
+    assert_eq!(d.status.common.reason.as_deref(), Some("GroupNotEmptyTimeout"));
     assert_eq!(d.actions, restore_actions(3));
-    let message = d.status.message.clone().unwrap_or_default();
+    let message = d.status.common.message.clone().unwrap_or_default();
     assert!(
         message.contains("1 member (consumer-0@/127.0.0.1) after 1m"),
         "{message}"
@@ -401,7 +419,7 @@ fn an_empty_group_moves_on_to_the_offset_reset() {
     let mut obs = in_phase(ReplayPhase::WaitingForGroupEmpty);
     obs.group = Some(group(0));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::ResettingOffsets));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::ResettingOffsets));
     assert!(d.actions.is_empty());
 }
 
@@ -411,7 +429,7 @@ fn the_plan_is_stored_before_it_is_committed_and_a_resumed_reset_commits_the_sam
     obs.group = Some(group(0));
     obs.plan_inputs = Some(Ok(inputs()));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::ResettingOffsets));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::ResettingOffsets));
     assert!(d.actions.is_empty(), "no commit before the plan is in status");
     assert_eq!(d.status.plan, status_plan());
 
@@ -425,7 +443,7 @@ fn the_plan_is_stored_before_it_is_committed_and_a_resumed_reset_commits_the_sam
         offsets: BTreeMap::from([(0, 0), (1, 0)]),
     };
     assert_eq!(d.actions, [commit]);
-    assert_eq!(d.status.phase, Some(ReplayPhase::ScalingUp));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::ScalingUp));
     assert_eq!(d.status.offsets_reset_at, Some(Time(t(110))));
     assert_eq!(condition(&d, "OffsetsReset").status, "True");
 }
@@ -437,7 +455,7 @@ fn a_member_rejoining_before_the_commit_sends_the_replay_back_to_waiting() {
     obs.group = Some(group(1));
     obs.deployment = Some(consumer(1));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::WaitingForGroupEmpty));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::WaitingForGroupEmpty));
     assert_eq!(
         d.actions,
         [Action::Scale {
@@ -454,9 +472,10 @@ fn a_plan_naming_a_missing_partition_fails_and_restores() {
     obs.group = Some(group(0));
     obs.plan_inputs = Some(Ok(inputs()));
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("InvalidOffsetPlan"));
+    assert_eq!(d.status.common.reason.as_deref(), Some("InvalidOffsetPlan"));
     assert!(
         d.status
+            .common
             .message
             .as_deref()
             .is_some_and(|m| m.contains("partition 7"))
@@ -471,7 +490,7 @@ fn scaling_up_restores_replicas_and_autoscalers_then_follows_progress() {
     obs.replay.status.records_total = Some(140);
     let d = decide(&obs);
     assert_eq!(d.actions, restore_actions(3));
-    assert_eq!(d.status.phase, Some(ReplayPhase::Replaying));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Replaying));
     assert_eq!(d.status.progress.as_deref(), Some("0%"));
     assert_eq!(condition(&d, "ConsumersScaledDown").reason, "Restored");
 
@@ -479,7 +498,7 @@ fn scaling_up_restores_replicas_and_autoscalers_then_follows_progress() {
     obs.replay.status.plan = status_plan();
     obs.committed = Some(Ok(BTreeMap::from([(0, 50), (1, 20)])));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Replaying));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Replaying));
     assert_eq!(
         (d.status.records_replayed, d.status.records_total),
         (Some(70), Some(140))
@@ -490,9 +509,9 @@ fn scaling_up_restores_replicas_and_autoscalers_then_follows_progress() {
 
     obs.committed = Some(Ok(BTreeMap::from([(0, 100), (1, 41)])));
     let d = decide(&obs);
-    assert_eq!(d.status.phase, Some(ReplayPhase::Succeeded));
+    assert_eq!(d.status.common.phase, Some(ReplayPhase::Succeeded));
     assert_eq!(d.status.progress.as_deref(), Some("100%"));
-    assert_eq!(d.status.completed_at, Some(Time(t(110))));
+    assert_eq!(d.status.common.completed_at, Some(Time(t(110))));
     assert_eq!(d.requeue, None);
     assert_eq!(condition(&d, "Complete").status, "True");
 }
@@ -502,7 +521,10 @@ fn a_vanished_deployment_fails_and_still_restores_the_autoscalers() {
     let mut obs = in_phase(ReplayPhase::WaitingForGroupEmpty);
     obs.deployment = None;
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("ConsumerDeploymentNotFound"));
+    assert_eq!(
+        d.status.common.reason.as_deref(),
+        Some("ConsumerDeploymentNotFound")
+    );
     assert_eq!(d.actions, [Action::RestoreAutoscalers { saved: saved() }]);
 }
 
@@ -511,7 +533,7 @@ fn an_invalid_spec_mid_way_fails_and_restores() {
     let mut obs = in_phase(ReplayPhase::WaitingForGroupEmpty);
     obs.replay.spec = spec(json!({"from": {"shiftBy": 0}}));
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("InvalidSpec"));
+    assert_eq!(d.status.common.reason.as_deref(), Some("InvalidSpec"));
     assert_eq!(d.actions, restore_actions(3));
 }
 
@@ -571,6 +593,7 @@ fn conditions_keep_their_transition_time_while_nothing_changes() {
     assert!(
         second
             .status
+            .common
             .conditions
             .iter()
             .all(|c| c.last_transition_time == Time(t(110)))
@@ -592,7 +615,7 @@ fn a_topic_deleted_while_replaying_fails_the_replay_instead_of_retrying_forever(
     obs.replay.status.plan = status_plan();
     obs.committed = Some(Err("topic streamlake.orders.raw does not exist".into()));
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert_eq!(d.status.common.reason.as_deref(), Some("OffsetsUnavailable"));
     assert!(d.actions.is_empty(), "the consumers were already restored");
 }
 
@@ -602,13 +625,18 @@ fn a_replay_that_cannot_be_planned_fails_before_the_consumers_stop() {
     obs.replay.spec = spec(json!({"from": {"offsets": [{"partition": 9, "offset": 0}]}}));
     obs.plan_inputs = Some(Ok(inputs()));
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("InvalidOffsetPlan"));
+    assert_eq!(d.status.common.reason.as_deref(), Some("InvalidOffsetPlan"));
     assert!(d.actions.is_empty());
     assert_eq!(d.status.saved, None, "nothing was scaled");
 
     obs.replay.spec = spec(json!({}));
     obs.plan_inputs = Some(Err("topic streamlake.orders.raw does not exist".into()));
     let d = decide(&obs);
-    assert_eq!(d.status.reason.as_deref(), Some("OffsetsUnavailable"));
-    assert!(d.status.message.is_some_and(|m| m.contains("does not exist")));
+    assert_eq!(d.status.common.reason.as_deref(), Some("OffsetsUnavailable"));
+    assert!(
+        d.status
+            .common
+            .message
+            .is_some_and(|m| m.contains("does not exist"))
+    );
 }
