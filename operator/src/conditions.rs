@@ -3,6 +3,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::crd::CommonStatus;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConditionStatus {
     True,
@@ -50,6 +52,47 @@ pub fn set_condition(
             observed_generation: generation,
             last_transition_time: Time(now),
         }),
+    }
+}
+
+/// How a run ended: the phase it entered, whether that is a success, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a, P> {
+    pub phase: P,
+    pub succeeded: bool,
+    pub reason: &'a str,
+    pub message: &'a str,
+}
+
+impl<P: Copy> Ending<'_, P> {
+    /// Writes the ending into `status`: phase, reason, message, generation, completion time, and
+    /// condition `condition` (True on success, False otherwise).
+    pub fn record(
+        &self,
+        status: &mut CommonStatus<P>,
+        condition: &str,
+        generation: Option<i64>,
+        now: Timestamp,
+    ) {
+        status.phase = Some(self.phase);
+        status.reason = Some(self.reason.to_owned());
+        status.message = Some(self.message.to_owned());
+        status.observed_generation = generation;
+        status.completed_at = Some(Time(now));
+        let done = if self.succeeded {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        };
+        set_condition(
+            &mut status.conditions,
+            condition,
+            done,
+            self.reason,
+            self.message,
+            generation,
+            now,
+        );
     }
 }
 
@@ -119,5 +162,30 @@ mod tests {
         assert_eq!(conditions.len(), 2);
         assert_eq!(conditions[0].last_transition_time, Time(t(1)));
         assert_eq!(conditions[1].last_transition_time, Time(t(2)));
+    }
+
+    #[test]
+    fn an_ending_is_recorded_with_its_condition() {
+        let mut status = CommonStatus::<u8>::default();
+        let ending = Ending {
+            phase: 3,
+            succeeded: false,
+            reason: "TopicNotFound",
+            message: "topic t does not exist",
+        };
+        ending.record(&mut status, "Complete", Some(4), t(50));
+        assert_eq!(status.phase, Some(3));
+        assert_eq!(status.reason.as_deref(), Some("TopicNotFound"));
+        assert_eq!(status.message.as_deref(), Some("topic t does not exist"));
+        assert_eq!(
+            (status.observed_generation, status.completed_at),
+            (Some(4), Some(Time(t(50))))
+        );
+        let condition = &status.conditions[0];
+        assert_eq!(
+            (condition.type_.as_str(), condition.status.as_str()),
+            ("Complete", "False")
+        );
+        assert_eq!(condition.reason, "TopicNotFound");
     }
 }

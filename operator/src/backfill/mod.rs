@@ -24,7 +24,7 @@ use serde_json::json;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 
-use crate::conditions::{ConditionStatus, set_condition};
+use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::backfill::{BackfillMode, BackfillPhase};
 use crate::crd::{Backfill, BackfillStatus, PartitionRange};
@@ -245,36 +245,23 @@ async fn finish(
         }
         Err((reason, message)) => (BackfillPhase::Failed, reason, message),
     };
-    status.common.phase = Some(phase);
-    status.common.reason = Some(reason.into());
-    status.common.message = Some(message.clone());
-    status.common.completed_at = Some(Time(now));
-    status.common.observed_generation = backfill.metadata.generation;
+    let ending = Ending {
+        phase,
+        succeeded: phase == BackfillPhase::Succeeded,
+        reason,
+        message: &message,
+    };
+    ending.record(&mut status.common, "Complete", backfill.metadata.generation, now);
     if let Some(Time(started)) = &status.common.started_at {
         status.duration_seconds = Some(now.duration_since(*started).as_secs());
     }
-    let done = if phase == BackfillPhase::Succeeded {
-        ConditionStatus::True
-    } else {
-        ConditionStatus::False
-    };
-    set_condition(
-        &mut status.common.conditions,
-        "Complete",
-        done,
-        reason,
-        &message,
-        backfill.metadata.generation,
-        now,
-    );
     let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    let succeeded = phase == BackfillPhase::Succeeded;
     let change = Transition {
-        phase: if succeeded { "Succeeded" } else { "Failed" },
+        phase: if ending.succeeded { "Succeeded" } else { "Failed" },
         reason,
         message: &message,
-        warning: !succeeded,
+        warning: !ending.succeeded,
     };
     ctx.reporting().transition(backfill, &change).await;
     Ok(Requeue::await_change())

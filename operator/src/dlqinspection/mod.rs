@@ -26,7 +26,7 @@ use streamlake_core::kafka::{KafkaArgs, ProducerArgs, producer_config};
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::RawZoneStore;
 
-use crate::conditions::{ConditionStatus, set_condition};
+use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::dlq_inspection::DlqInspectionPhase;
 use crate::crd::{DlqInspection, DlqInspectionStatus, PartitionOffset, PartitionRange};
@@ -403,32 +403,21 @@ async fn finish(
     mut status: DlqInspectionStatus,
     outcome: Result<String, String>,
 ) -> Result<Requeue, Error> {
-    let (phase, reason, message, condition) = match outcome {
-        Ok(message) => (
-            DlqInspectionPhase::Succeeded,
-            "Succeeded",
-            message,
-            ConditionStatus::True,
-        ),
-        Err(message) => (
-            DlqInspectionPhase::Failed,
-            "Failed",
-            message,
-            ConditionStatus::False,
-        ),
+    let (phase, reason, message) = match outcome {
+        Ok(message) => (DlqInspectionPhase::Succeeded, "Succeeded", message),
+        Err(message) => (DlqInspectionPhase::Failed, "Failed", message),
+    };
+    let ending = Ending {
+        phase,
+        succeeded: phase == DlqInspectionPhase::Succeeded,
+        reason,
+        message: &message,
     };
     let now = Timestamp::now();
-    status.common.phase = Some(phase);
-    status.common.reason = Some(reason.into());
-    status.common.message = Some(message.clone());
     status.common.started_at = status.common.started_at.or(Some(Time(now)));
-    status.common.completed_at = Some(Time(now));
-    set_condition(
-        &mut status.common.conditions,
+    ending.record(
+        &mut status.common,
         "Complete",
-        condition,
-        reason,
-        &message,
         inspection.metadata.generation,
         now,
     );
@@ -438,7 +427,7 @@ async fn finish(
         phase: reason,
         reason,
         message: &message,
-        warning: phase != DlqInspectionPhase::Succeeded,
+        warning: !ending.succeeded,
     };
     Reporting {
         action: "Inspect",

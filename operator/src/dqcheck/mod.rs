@@ -22,7 +22,7 @@ use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::{IngestionDate, RawZoneStore};
 
-use crate::conditions::{ConditionStatus, set_condition};
+use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting, Transition};
 use crate::crd::dq_check::{DqCheckPhase, DqCheckSpec};
 use crate::crd::{DqCheck, DqCheckStatus};
@@ -247,24 +247,21 @@ async fn finish(
     mut status: DqCheckStatus,
     outcome: Result<String, String>,
 ) -> Result<Requeue, Error> {
-    let (phase, reason, message, condition) = match outcome {
-        Ok(message) => (DqCheckPhase::Passed, "Passed", message, ConditionStatus::True),
-        Err(message) => (DqCheckPhase::Failed, "Failed", message, ConditionStatus::False),
+    let (phase, reason, message) = match outcome {
+        Ok(message) => (DqCheckPhase::Passed, "Passed", message),
+        Err(message) => (DqCheckPhase::Failed, "Failed", message),
     };
-    let now = Timestamp::now();
-    status.common.phase = Some(phase);
-    status.common.reason = Some(reason.into());
-    status.common.message = Some(message.clone());
-    status.common.completed_at = Some(Time(now));
-    let generation = check.metadata.generation;
-    set_condition(
-        &mut status.common.conditions,
-        "Passed",
-        condition,
+    let ending = Ending {
+        phase,
+        succeeded: phase == DqCheckPhase::Passed,
         reason,
-        &message,
-        generation,
-        now,
+        message: &message,
+    };
+    ending.record(
+        &mut status.common,
+        "Passed",
+        check.metadata.generation,
+        Timestamp::now(),
     );
     let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
@@ -272,7 +269,7 @@ async fn finish(
         phase: reason,
         reason,
         message: &message,
-        warning: phase != DqCheckPhase::Passed,
+        warning: !ending.succeeded,
     };
     Reporting {
         action: "Check",
