@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::conditions::Ending;
 use crate::context::FIELD_MANAGER;
 use crate::metrics::Metrics;
 
@@ -137,24 +138,21 @@ impl Reporting<'_> {
         publish(self.recorder, reference, self.action, warning, reason, note).await;
     }
 
-    /// Counts the phase entered, logs the transition and publishes it as an Event.
-    pub async fn transition(&self, object: &impl Resource<DynamicType = ()>, change: &Transition<'_>) {
-        self.metrics.entered(self.kind, change.phase);
+    /// Counts the final phase `phase` entered, logs how the run ended and publishes it as an Event
+    /// (a Warning unless it succeeded).
+    pub async fn ended<P>(
+        &self,
+        object: &impl Resource<DynamicType = ()>,
+        phase: &str,
+        ending: &Ending<'_, P>,
+    ) {
+        self.metrics.entered(self.kind, phase);
         let key = format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any());
-        let Transition { reason, message, .. } = change;
+        let Ending { reason, message, .. } = ending;
         tracing::info!(kind = self.kind, object = %key, reason, %message, "finished");
-        self.event(&object.object_ref(&()), change.warning, reason, message)
+        self.event(&object.object_ref(&()), !ending.succeeded, reason, message)
             .await;
     }
-}
-
-/// A phase entered, with the reason and message of its Event.
-#[derive(Debug)]
-pub struct Transition<'a> {
-    pub phase: &'a str,
-    pub reason: &'a str,
-    pub message: &'a str,
-    pub warning: bool,
 }
 
 /// The reconcile of a kind that runs to completion and holds nothing outside its object: a finished

@@ -25,7 +25,7 @@ use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
 
 use crate::conditions::Ending;
-use crate::controller::{self, Finished, Reporting, Transition};
+use crate::controller::{self, Finished, Reporting};
 use crate::crd::backfill::{BackfillMode, BackfillPhase};
 use crate::crd::{Backfill, BackfillStatus, PartitionRange};
 use crate::metrics::Metrics;
@@ -257,13 +257,9 @@ async fn finish(
     }
     let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    let change = Transition {
-        phase: if ending.succeeded { "Succeeded" } else { "Failed" },
-        reason,
-        message: &message,
-        warning: !ending.succeeded,
-    };
-    ctx.reporting().transition(backfill, &change).await;
+    // The reason says which failure; the phase metric counts only Succeeded and Failed.
+    let entered = if ending.succeeded { "Succeeded" } else { "Failed" };
+    ctx.reporting().ended(backfill, entered, &ending).await;
     Ok(Requeue::await_change())
 }
 

@@ -27,7 +27,7 @@ use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::RawZoneStore;
 
 use crate::conditions::Ending;
-use crate::controller::{self, Finished, Reporting, Transition};
+use crate::controller::{self, Finished, Reporting};
 use crate::crd::dlq_inspection::DlqInspectionPhase;
 use crate::crd::{DlqInspection, DlqInspectionStatus, PartitionOffset, PartitionRange};
 use crate::metrics::Metrics;
@@ -423,18 +423,11 @@ async fn finish(
     );
     let (namespace, name) = (inspection.namespace().unwrap_or_default(), inspection.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    let change = Transition {
-        phase: reason,
-        reason,
-        message: &message,
-        warning: !ending.succeeded,
-    };
-    Reporting {
+    let reporting = Reporting {
         action: "Inspect",
         ..ctx.reporting()
-    }
-    .transition(inspection, &change)
-    .await;
+    };
+    reporting.ended(inspection, reason, &ending).await;
     Ok(Requeue::await_change())
 }
 

@@ -23,7 +23,7 @@ use streamlake_core::offsets::{OffsetClient, OffsetError};
 use streamlake_core::rawzone::{IngestionDate, RawZoneStore};
 
 use crate::conditions::Ending;
-use crate::controller::{self, Finished, Reporting, Transition};
+use crate::controller::{self, Finished, Reporting};
 use crate::crd::dq_check::{DqCheckPhase, DqCheckSpec};
 use crate::crd::{DqCheck, DqCheckStatus};
 use crate::metrics::Metrics;
@@ -265,18 +265,11 @@ async fn finish(
     );
     let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
     write_status(ctx, &namespace, &name, &status).await?;
-    let change = Transition {
-        phase: reason,
-        reason,
-        message: &message,
-        warning: !ending.succeeded,
-    };
-    Reporting {
+    let reporting = Reporting {
         action: "Check",
         ..ctx.reporting()
-    }
-    .transition(check, &change)
-    .await;
+    };
+    reporting.ended(check, reason, &ending).await;
     Ok(Requeue::await_change())
 }
 
