@@ -15,7 +15,7 @@ use streamlake_ingest_api::{AppState, app};
 use tracing_subscriber::EnvFilter;
 
 /// Every event is parsed into a JSON tree (~100 small allocations per 1 KiB order): glibc malloc spent ~18%
-/// of the API's CPU on them; mimalloc takes ~20% off the CPU per record, for 10-40 MiB more peak RSS.
+/// of the API's CPU on them; mimalloc takes ~18% off the CPU per record, for ~10 MiB more peak RSS.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
