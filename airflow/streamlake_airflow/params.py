@@ -15,6 +15,7 @@ from airflow.sdk import Param
 DATASET_PATTERN = r"^[a-z][a-z0-9_-]*$"
 TOPIC_PATTERN = r"^[a-zA-Z0-9._-]+$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 # Go-style durations as the CRDs accept them (`5m`, `1h30m`, `90s`).
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
 DEFAULT_NAMESPACE = "streamlake"
@@ -65,6 +66,28 @@ def topic_param(description: str) -> Param:
         pattern=TOPIC_PATTERN,
         maxLength=249,
         title="Topic",
+        description=description,
+    )
+
+
+def group_param(description: str) -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        minLength=1,
+        maxLength=255,
+        title="Consumer group",
+        description=description,
+    )
+
+
+def object_name_param(title: str, description: str) -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=OBJECT_NAME_PATTERN,
+        maxLength=253,
+        title=title,
         description=description,
     )
 
@@ -175,6 +198,21 @@ class Checker:
         if value is None:
             return None
         return self._matching(key, value, TOPIC_PATTERN, 249, "letters, digits, '.', '_' and '-'")
+
+    def group(self, key: str) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not 1 <= len(value) <= 255:
+            self.problem(f"{key} must be a consumer group name of 1 to 255 characters, got {value!r}")
+            return None
+        return value
+
+    def object_name(self, key: str) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            return None
+        return self._matching(key, value, OBJECT_NAME_PATTERN, 253, "a Kubernetes object name")
 
     def namespace(self, key: str = "namespace") -> str | None:
         value = self._raw(key)

@@ -50,6 +50,10 @@ def replay_params() -> dict[str, Param]:
         "group_empty_timeout": p.duration_param(
             "Group-empty timeout", "How long to wait for the consumer group to empty (operator default 5m)."
         ),
+        "consumer_group": p.group_param("Consumer group to reset instead of `streamlake-<dataset>-sink`."),
+        "deployment": p.object_name_param(
+            "Consumer Deployment", "Consumer Deployment to scale instead of the one found by its labels."
+        ),
     }
 
 
@@ -64,6 +68,8 @@ def replay_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     partitions = c.partitions()
     dry_run = c.boolean("dry_run")
     timeout = c.duration("group_empty_timeout")
+    group = c.group("consumer_group")
+    deployment = c.object_name("deployment")
 
     if shift_by == 0:
         c.problem("shift_by must not be 0")
@@ -93,6 +99,10 @@ def replay_spec(params: Mapping[str, Any]) -> dict[str, Any]:
         spec["topic"] = topic
     if timeout is not None:
         spec["groupEmptyTimeout"] = timeout
+    if group is not None:
+        spec["consumerGroup"] = group
+    if deployment is not None:
+        spec["deployment"] = deployment
     if start == "position":
         spec["from"] = {"position": position}
     elif start == "start_timestamp":
@@ -211,6 +221,16 @@ def dlq_inspection_params() -> dict[str, Param]:
         "redrive_error_types": p.strings_param(
             "Redrive error types", "Only redrive records with these `error.type` values."
         ),
+        "redrive_error_stages": p.strings_param(
+            "Redrive error stages", "Only redrive records rejected at these stages: `api`, `consumer`."
+        ),
+        "redrive_max_attempts": p.integer_param(
+            None,
+            "Redrive max attempts",
+            "Loop guard: records redriven this many times already are skipped (operator default 3).",
+            minimum=1,
+            maximum=10,
+        ),
     }
 
 
@@ -224,6 +244,8 @@ def dlq_inspection_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     sample_size = c.integer("sample_size", minimum=0, maximum=100)
     redrive = c.boolean("redrive")
     error_types = c.strings("redrive_error_types")
+    error_stages = c.strings("redrive_error_stages")
+    max_attempts = c.integer("redrive_max_attempts", minimum=1, maximum=10)
 
     c.exactly_one("source", {"dataset": dataset is not None, "topic": topic is not None})
     window = c.exactly_one("window", {"start_timestamp": since is not None, "last_records": last is not None})
@@ -235,6 +257,15 @@ def dlq_inspection_spec(params: Mapping[str, Any]) -> dict[str, Any]:
         c.problem("redrive_error_types only applies with redrive: true")
     if error_types is not None and len(error_types) > 64:
         c.problem("redrive_error_types lists at most 64 types")
+    if error_stages is not None:
+        unknown = sorted(set(error_stages) - {"api", "consumer"})
+        if unknown:
+            c.problem(f"redrive_error_stages takes api and consumer, got {unknown}")
+        elif len(set(error_stages)) != len(error_stages):
+            c.problem("redrive_error_stages lists a stage twice")
+    for key, value in (("redrive_error_stages", error_stages), ("redrive_max_attempts", max_attempts)):
+        if value is not None and not redrive:
+            c.problem(f"{key} only applies with redrive: true")
     c.done()
 
     spec: dict[str, Any] = {"dataset": dataset} if dataset is not None else {"topic": topic}
@@ -249,7 +280,13 @@ def dlq_inspection_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     if sample_size is not None:
         spec["sampleSize"] = sample_size
     if redrive:
-        spec["redrive"] = {"errorTypes": error_types} if error_types else {}
+        spec["redrive"] = {}
+        if error_types:
+            spec["redrive"]["errorTypes"] = error_types
+        if error_stages:
+            spec["redrive"]["errorStages"] = error_stages
+        if max_attempts is not None:
+            spec["redrive"]["maxAttempts"] = max_attempts
     return spec
 
 

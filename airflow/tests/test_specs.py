@@ -65,6 +65,17 @@ def test_replay_shift_and_timeout():
     assert spec["groupEmptyTimeout"] == "90s"
 
 
+def test_replay_names_its_group_and_deployment_when_told():
+    spec = replay(
+        dataset="orders",
+        position="earliest",
+        consumer_group="legacy-orders-sink",
+        deployment="orders-consumer",
+    )
+    assert (spec["consumerGroup"], spec["deployment"]) == ("legacy-orders-sink", "orders-consumer")
+    assert "consumerGroup" not in replay(dataset="orders", position="earliest")
+
+
 def test_replay_needs_exactly_one_start():
     assert any(
         "set exactly one start" in p and "got none" in p
@@ -123,6 +134,11 @@ def test_replay_needs_exactly_one_start():
             "group_empty_timeout must be a duration",
         ),
         ({"dataset": "orders", "position": "latest", "topic": "bad topic!"}, "topic must be letters"),
+        (
+            {"dataset": "orders", "position": "latest", "deployment": "Orders_Consumer"},
+            "deployment must be a Kubernetes object name",
+        ),
+        ({"dataset": "orders", "position": "latest", "consumer_group": "g" * 256}, "1 to 255 characters"),
     ],
 )
 def test_replay_rejects(conf, expected):
@@ -245,6 +261,18 @@ def test_dlq_time_window_of_a_topic_with_redrive():
     assert spec["redrive"] == {"errorTypes": ["schema_violation"]}
 
 
+def test_dlq_redrive_by_stage_with_a_loop_guard():
+    spec = dlq(
+        dataset="orders",
+        last_records=10,
+        redrive=True,
+        redrive_error_stages=["consumer"],
+        redrive_max_attempts=5,
+    )
+    assert spec["redrive"] == {"errorStages": ["consumer"], "maxAttempts": 5}
+    assert dlq(dataset="orders", last_records=10, redrive=True)["redrive"] == {}
+
+
 @pytest.mark.parametrize(
     ("conf", "expected"),
     [
@@ -262,6 +290,19 @@ def test_dlq_time_window_of_a_topic_with_redrive():
         ({"dataset": "orders", "last_records": 0}, "last_records must be at least 1"),
         ({"dataset": "orders", "last_records": 5, "max_records": 2_000_000}, "max_records must be at most"),
         ({"dataset": "orders", "last_records": 5, "redrive_error_types": ["x"]}, "only applies with redrive"),
+        ({"dataset": "orders", "last_records": 5, "redrive_max_attempts": 2}, "only applies with redrive"),
+        (
+            {"dataset": "orders", "last_records": 5, "redrive": True, "redrive_error_stages": ["sink"]},
+            "takes api and consumer, got ['sink']",
+        ),
+        (
+            {"dataset": "orders", "last_records": 5, "redrive": True, "redrive_error_stages": ["api", "api"]},
+            "lists a stage twice",
+        ),
+        (
+            {"dataset": "orders", "last_records": 5, "redrive": True, "redrive_max_attempts": 11},
+            "redrive_max_attempts must be at most 10",
+        ),
     ],
 )
 def test_dlq_rejects(conf, expected):
