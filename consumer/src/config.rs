@@ -177,6 +177,10 @@ pub struct BoundedArgs {
     /// Stop every partition before its first record at or after this time.
     #[arg(long, value_parser = parse_time_millis, requires = "bounded", conflicts_with = "end_offsets")]
     pub end_time: Option<i64>,
+    /// Raw-zone key to write the run's JSON summary to once every range is landed (records written,
+    /// already landed, files): how a Backfill Job tells the operator what it wrote.
+    #[arg(long, requires = "bounded")]
+    pub bounded_summary: Option<String>,
 }
 
 /// `64MiB`, `512KiB`, `1GiB`, `10MB`, `1000`.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use streamlake_core::bounded_summary::BoundedSummary;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::{FileFormat, RawZoneLayout, RawZoneStore};
@@ -85,6 +86,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         topic.clone(),
         Duration::from_millis(u64::from(config.producer.message_timeout_ms)),
     )?;
+    let summary_to = config
+        .bounded
+        .bounded_summary
+        .clone()
+        .map(|key| (store.clone(), key));
     let landing = Arc::new(LandingContext {
         metadata: MetadataCache::new(store.clone(), layout.clone()),
         store,
@@ -142,10 +148,42 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .name("kafka-poll".into())
         .spawn(move || poll_thread(config, dataset, topic, settings, landing, runtime, stop))
         .map_err(|_| RunError::PollThread)?;
-    tokio::task::spawn_blocking(move || poll.join())
+    let finished = tokio::task::spawn_blocking(move || poll.join())
         .await
         .map_err(|_| RunError::PollThread)?
-        .map_err(|_| RunError::PollThread)?
+        .map_err(|_| RunError::PollThread)??;
+    if let (Some((store, key)), PollEnd::RangesLanded) = (summary_to, finished) {
+        write_summary(&store, &key, &metrics).await;
+    }
+    Ok(())
+}
+
+/// Why the poll loop ended: only a bounded run that landed every range has a summary to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollEnd {
+    Stopped,
+    RangesLanded,
+}
+
+/// Leaves the run's counts for the operator. A failed write is logged, not fatal: the records are landed,
+/// and the operator reports the summary as missing rather than failing a complete Backfill.
+async fn write_summary(store: &RawZoneStore, key: &str, metrics: &Metrics) {
+    let summary = BoundedSummary {
+        records_written: metrics.records_written.get(),
+        records_already_landed: metrics.records_already_landed.get(),
+        files_written: metrics.files_written.get(),
+    };
+    let written = match serde_json::to_vec(&summary) {
+        Ok(json) => store
+            .put_immutable(key, json.into(), "application/json")
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match written {
+        Ok(()) => info!(key, ?summary, "bounded mode: run summary written"),
+        Err(e) => warn!(key, "bounded mode: cannot write the run summary: {e}"),
+    }
 }
 
 async fn watch_signals(stop: Arc<AtomicBool>) {
@@ -198,7 +236,7 @@ fn poll_thread(
     landing: Arc<LandingContext>,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
-) -> Result<(), RunError> {
+) -> Result<PollEnd, RunError> {
     let metrics = landing.metrics.clone();
     let health = landing.health.clone();
     let client = consumer_config(&config, &dataset)?;
@@ -236,6 +274,7 @@ fn poll_thread(
     }
 
     let mut next_tick = Instant::now();
+    let mut end = PollEnd::Stopped;
     loop {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -269,6 +308,7 @@ fn poll_thread(
         }
         if guard.bounded_done() {
             info!("bounded mode: every range is landed");
+            end = PollEnd::RangesLanded;
             break;
         }
     }
@@ -276,5 +316,5 @@ fn poll_thread(
     // Dropping the consumer leaves the group; its revoke callback finds nothing left to drain.
     drop(consumer);
     info!("stopped");
-    Ok(())
+    Ok(end)
 }

@@ -3,6 +3,7 @@
 //! Everything here is free of HTTP frameworks; I/O is limited to reading contract files and talking to
 //! Kafka's admin API in [`kafka::topics`].
 
+pub mod bounded_summary;
 pub mod contract;
 pub mod headers;
 pub mod kafka;

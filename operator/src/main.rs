@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let lake = lake::open(cli.raw_zone.as_ref(), &cli.gcs.options()).await;
     if let Err(problem) = &lake {
-        tracing::warn!(%problem, "no usable raw zone: DqChecks and DlqInspections will fail, saying why");
+        tracing::warn!(%problem, "no usable raw zone: DqChecks and DlqInspections will fail and Backfills report no counts, saying why");
     }
     let dq = DqContext {
         client: client.clone(),
@@ -153,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         offsets: offsets.clone(),
         metrics: metrics.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        store: lake.clone(),
     };
     let (replay_stop, dq_stop, backfill_stop) = (stop.clone(), stop.clone(), stop.clone());
     let dlq_stop = stop.clone();

@@ -193,7 +193,13 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         )
         .await
         .expect("consumer Deployment");
-    let _operator = Operator::start(&kubeconfig, &ns.name, "bf-operator");
+    // The operator reads the Jobs' run summaries from the same raw zone the consumer writes.
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "bf-operator",
+        &[("STREAMLAKE_RAW_ZONE", &lake)],
+    );
     let day = json!({"dataset": dataset, "startDate": DAY, "endDate": DAY});
 
     let first = run_backfill(&ns, "first", day.clone()).await;
@@ -204,7 +210,9 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         .map(|r| (r.partition, r.start, r.end))
         .collect();
     assert_eq!(ranges, [(0, 0, PER_PARTITION), (1, 0, PER_PARTITION)]);
-    assert_eq!(first.records_written, Some(2 * PER_PARTITION));
+    assert_eq!(first.records_written, Some(2 * PER_PARTITION), "{first:?}");
+    assert_eq!(first.records_already_landed, Some(0), "{first:?}");
+    assert!(first.files_written.is_some_and(|f| f > 0), "{first:?}");
     assert_eq!(first.job_name.as_deref(), Some("backfill-first"));
     let (files, rows) = landed(&lake, &name);
     let expected: Vec<(i64, i64)> = (0..2)
@@ -218,7 +226,7 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     let layout = RawZoneLayout::new(name.clone());
     let day_dir = lake.join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
     std::fs::remove_dir_all(&day_dir).expect("day deleted");
-    let restore = run_backfill(&ns, "restore", day).await;
+    let restore = run_backfill(&ns, "restore", day.clone()).await;
     assert_eq!(
         restore.common.phase,
         Some(BackfillPhase::Succeeded),
@@ -226,12 +234,39 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     );
     let (restored_files, restored_rows) = landed(&lake, &name);
     assert_eq!(restored_rows, expected, "same records, no duplicates");
+    let restored = i64::try_from(restored_rows.len()).expect("count");
+    assert_eq!(restore.records_written, Some(restored), "{restore:?}");
+    assert_eq!(
+        restore.files_written,
+        Some(i64::try_from(restored_files.len()).expect("count")),
+        "{restore:?}"
+    );
     // File boundaries depend on batching; the records in them must be byte-for-byte the same rows.
     assert_eq!(
         lines(&restored_files),
         lines(&files),
         "the same rows as the first landing"
     );
+
+    let again = run_backfill(&ns, "again", day).await;
+    assert_eq!(again.common.phase, Some(BackfillPhase::Succeeded), "{again:?}");
+    assert_eq!(again.records_written, Some(0), "the day is complete: {again:?}");
+    assert_eq!(again.records_already_landed, Some(2 * PER_PARTITION), "{again:?}");
+    assert_eq!(again.files_written, Some(0), "{again:?}");
+    assert_eq!(landed(&lake, &name).1, expected, "still no duplicates");
+
+    let other_topic = run_backfill(
+        &ns,
+        "other-topic",
+        json!({"dataset": dataset, "topic": "streamlake.other.raw", "startDate": DAY, "endDate": DAY}),
+    )
+    .await;
+    assert_eq!(
+        other_topic.common.phase,
+        Some(BackfillPhase::Failed),
+        "{other_topic:?}"
+    );
+    assert_eq!(other_topic.common.reason.as_deref(), Some("TopicNotSupported"));
 
     let broken = run_backfill(
         &ns,

@@ -23,6 +23,8 @@ pub enum Error {
     CreateReplay(#[source] kube::Error),
     #[error("reading the child Replay: {0}")]
     ReadReplay(#[source] kube::Error),
+    #[error("reading the Job's run summary: {0}")]
+    ReadSummary(#[source] streamlake_core::rawzone::StoreError),
     #[error("writing the Backfill status: {0}")]
     WriteStatus(#[source] kube::Error),
 }
@@ -38,6 +40,7 @@ impl ReconcileError for Error {
             Self::BuildReplay(_) => "BuildReplay",
             Self::CreateReplay(_) => "CreateReplay",
             Self::ReadReplay(_) => "ReadReplay",
+            Self::ReadSummary(_) => "ReadSummary",
             Self::WriteStatus(_) => "WriteStatus",
         }
     }

@@ -7,6 +7,14 @@
 //! reference to the Backfill, so deleting the Backfill deletes them: no finalizer is needed here (the
 //! Replay's own finalizer gives the consumers back). A topic that does not exist ends the Backfill
 //! Failed (`TopicNotFound`) at once, like a Replay: the spec is immutable, so no retry could fix it.
+//! The consumer reads only the dataset's raw topic, so a `spec.topic` naming another one ends it Failed
+//! (`TopicNotSupported`) instead of landing something else than asked.
+//!
+//! Counts (mode `Isolated`): the Job's exit code says only that it finished, and its metrics die with
+//! its pod. So the Job's consumer gets `--bounded-summary <key>` and, once every range is landed, writes
+//! a [`BoundedSummary`] (records written, already landed, files) at that key in the raw zone; the
+//! operator, which opens the same raw zone, reads it when the Job completed. A missing summary is said
+//! in the message and leaves the counts unset: nothing is inferred from the ranges.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +29,10 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use streamlake_core::bounded_summary::{self, BoundedSummary};
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::{OffsetClient, OffsetError};
+use streamlake_core::rawzone::RawZoneStore;
 
 use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting};
@@ -47,6 +57,8 @@ pub struct BackfillContext {
     pub offsets: Arc<OffsetClient>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Where Jobs leave their run summaries, or why the operator has no raw zone.
+    pub store: Result<RawZoneStore, String>,
 }
 
 impl std::fmt::Debug for BackfillContext {
@@ -118,11 +130,15 @@ async fn start(
         Ok(b) => b,
         Err(e) => return finish(ctx, backfill, status, Err(("InvalidSpec", e))).await,
     };
-    let topic = backfill.spec.topic.clone().unwrap_or_else(|| dataset.raw_topic());
+    let topic = dataset.raw_topic();
+    if let Some(asked) = backfill.spec.topic.as_deref().filter(|t| *t != topic) {
+        let why = format!("spec.topic {asked}: the consumer reads only the dataset's raw topic {topic}");
+        return finish(ctx, backfill, status, Err(("TopicNotSupported", why))).await;
+    }
     let ranges = match resolve(ctx, &topic, bounds).await? {
         Some(ranges) => ranges,
         None => {
-            let why = format!("topic {topic} does not exist: check spec.dataset (or spec.topic)");
+            let why = format!("topic {topic} does not exist: check spec.dataset");
             return finish(ctx, backfill, status, Err(("TopicNotFound", why))).await;
         }
     };
@@ -153,7 +169,16 @@ async fn start(
         "uid": backfill.uid(), "controller": true, "blockOwnerDeletion": true,
     });
     let job_name = plan::job_name(&name);
-    let job = match plan::job(&job_name, &name, dataset.as_str(), owner, template, &ranges) {
+    let summary = summary_key(backfill);
+    let job = match plan::job(
+        &job_name,
+        &name,
+        dataset.as_str(),
+        owner,
+        template,
+        &ranges,
+        &summary,
+    ) {
         Ok(job) => job,
         Err(why) => return finish(ctx, backfill, status, Err(("InvalidConsumer", why))).await,
     };
@@ -218,8 +243,22 @@ async fn watch_job(
     match outcome {
         None => Ok(Requeue::requeue(POLL)),
         Some(Ok(())) => {
-            let records: i64 = status.ranges.iter().map(|r| r.end - r.start).sum();
-            let message = format!("Job {job_name} landed the {records} records of the ranges");
+            let mut status = status;
+            let message = match read_summary(ctx, backfill).await? {
+                Ok(summary) => {
+                    let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+                    status.records_written = count(summary.records_written);
+                    status.records_already_landed = count(summary.records_already_landed);
+                    status.files_written = count(summary.files_written);
+                    format!(
+                        "Job {job_name} wrote {} records in {} files; {} were already landed",
+                        summary.records_written, summary.files_written, summary.records_already_landed
+                    )
+                }
+                Err(why) => {
+                    format!("Job {job_name} completed, but records and files written are unknown: {why}")
+                }
+            };
             finish(ctx, backfill, status, Ok(message)).await
         }
         Some(Err(reason)) => {
@@ -229,8 +268,35 @@ async fn watch_job(
     }
 }
 
-/// Writes the final phase. `records_written` counts the records of the ranges, which a bounded
-/// consumer lands or finds already landed (it never writes one twice).
+/// The raw-zone key of this Backfill's run summary.
+fn summary_key(backfill: &Backfill) -> String {
+    let namespace = backfill.namespace().unwrap_or_default();
+    bounded_summary::key(
+        &namespace,
+        &backfill.name_any(),
+        &backfill.uid().unwrap_or_default(),
+    )
+}
+
+/// The Job's run summary, or why there is none (a store error is retried: it may pass).
+async fn read_summary(
+    ctx: &BackfillContext,
+    backfill: &Backfill,
+) -> Result<Result<BoundedSummary, String>, Error> {
+    let store = match &ctx.store {
+        Ok(store) => store,
+        Err(problem) => return Ok(Err(problem.clone())),
+    };
+    let key = summary_key(backfill);
+    Ok(match store.get(&key).await.map_err(Error::ReadSummary)? {
+        None => Err(format!("no run summary at {key} in {}", store.location())),
+        Some(object) => serde_json::from_slice(&object.data)
+            .map_err(|e| format!("the run summary at {key} is unreadable: {e}")),
+    })
+}
+
+/// Writes the final phase. Mode `Replay` counts the records of the ranges as written (the live
+/// consumers land or skip each, without telling which); mode `Isolated` set its counts from the summary.
 async fn finish(
     ctx: &BackfillContext,
     backfill: &Backfill,
@@ -240,7 +306,9 @@ async fn finish(
     let now = Timestamp::now();
     let (phase, reason, message) = match outcome {
         Ok(message) => {
-            status.records_written = Some(status.ranges.iter().map(|r| r.end - r.start).sum());
+            if backfill.spec.mode == BackfillMode::Replay {
+                status.records_written = Some(status.ranges.iter().map(|r| r.end - r.start).sum());
+            }
             (BackfillPhase::Succeeded, "Succeeded", message)
         }
         Err((reason, message)) => (BackfillPhase::Failed, reason, message),

@@ -107,6 +107,7 @@ pub fn job(
     owner: serde_json::Value,
     template: &PodTemplateSpec,
     ranges: &[PartitionRange],
+    summary_key: &str,
 ) -> Result<Job, String> {
     let mut pod = template
         .spec
@@ -122,6 +123,10 @@ pub fn job(
         .args
         .get_or_insert_with(Vec::new)
         .extend(bounded_args(ranges));
+    container
+        .args
+        .get_or_insert_with(Vec::new)
+        .extend(["--bounded-summary".into(), summary_key.to_owned()]);
     // A bounded run exits on its own; a readiness or liveness probe would only restart it.
     container.readiness_probe = None;
     container.liveness_probe = None;
@@ -241,6 +246,42 @@ mod tests {
         );
         let running: Job = serde_json::from_value(json!({"status": {"active": 1}})).expect("job");
         assert_eq!(job_outcome(&running), None);
+    }
+
+    #[test]
+    fn the_job_runs_the_consumer_bounded_and_names_its_summary_key() {
+        let template: PodTemplateSpec = serde_json::from_value(json!({
+            "spec": {"containers": [{"name": "consumer", "image": "streamlake/consumer", "args": ["--x"]}]}
+        }))
+        .expect("template");
+        let ranges = [PartitionRange {
+            partition: 0,
+            start: 1,
+            end: 4,
+        }];
+        let job = job(
+            "backfill-a",
+            "a",
+            "orders",
+            json!({}),
+            &template,
+            &ranges,
+            "reports/backfill/k.json",
+        )
+        .expect("job");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+        let args = pod.containers[0].args.clone().expect("args");
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("--x"),
+            "the template's own args stay"
+        );
+        assert!(args.contains(&"--bounded".to_owned()), "{args:?}");
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--bounded-summary", "reports/backfill/k.json"],
+            "{args:?}"
+        );
     }
 
     #[test]

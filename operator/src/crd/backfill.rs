@@ -57,7 +57,8 @@ use super::{PartitionRange, schema};
 pub struct BackfillSpec {
     #[schemars(schema_with = "schema::dataset")]
     pub dataset: String,
-    /// Topic to read, instead of the dataset's raw topic.
+    /// The dataset's raw topic, if set: the consumer reads only `streamlake.<dataset>.raw`, so any other
+    /// topic ends the Backfill Failed (`TopicNotSupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::optional_topic")]
     pub topic: Option<String>,
@@ -117,8 +118,16 @@ pub struct BackfillStatus {
     /// Mode `Replay`: the Replay (owned by this Backfill) that resets the live group to the ranges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_name: Option<String>,
+    /// Mode `Isolated`: records the Job wrote into new raw-zone files, from its run summary (unset if
+    /// the summary is missing). Mode `Replay`: the records of the ranges the live consumers re-read
+    /// (they land or skip each one; they do not report which).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_written: Option<i64>,
+    /// Mode `Isolated`: records of the ranges the raw zone already held, skipped rather than duplicated.
+    /// Unset in mode `Replay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_already_landed: Option<i64>,
+    /// Mode `Isolated`: raw-zone files the Job added, from its run summary. Unset in mode `Replay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files_written: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
