@@ -6,11 +6,18 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
+use streamlake_consumer::classify::Classifier;
+use streamlake_consumer::encode::Encoder;
+use streamlake_consumer::record::SourceRecord;
+use streamlake_core::contract::ContractRegistry;
+use streamlake_core::headers;
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::store::{GcsOptions, LocalStore};
 use streamlake_core::rawzone::{
@@ -114,6 +121,70 @@ async fn land(store: &RawZoneStore, layout: &RawZoneLayout, partition: i32, rows
     let mut snapshot = load_metadata(store, layout, date).await.expect("metadata");
     let landing = Landing {
         files: vec![entry],
+        dlq: vec![],
+    };
+    let outcome = commit_landing(store, layout, &mut snapshot, &landing)
+        .await
+        .expect("metadata committed");
+    assert!(matches!(outcome, CommitOutcome::Committed { .. }), "{outcome:?}");
+}
+
+/// Lands records with the consumer's own encoder in `format` (Parquet, compressed JSON lines), then the
+/// index, as the consumer does.
+async fn land_encoded(
+    store: &RawZoneStore,
+    layout: &RawZoneLayout,
+    contracts: &Path,
+    format: FileFormat,
+    partition: i32,
+    rows: &[(i64, i64, Value)],
+) {
+    let registry = Arc::new(ContractRegistry::load_dir(contracts).expect("contracts"));
+    let contract = registry
+        .latest(layout.dataset().as_str())
+        .expect("contract")
+        .clone();
+    let classifier = Classifier::new(layout.dataset().clone(), registry, 1 << 20).expect("classifier");
+    let records: Vec<SourceRecord> = rows
+        .iter()
+        .map(|(offset, ts, row)| SourceRecord {
+            partition,
+            offset: *offset,
+            timestamp: Some(*ts),
+            key: row["order_id"].as_str().map(|k| k.as_bytes().to_vec()),
+            payload: Some(row.to_string().into_bytes()),
+            headers: Some(
+                OwnedHeaders::new()
+                    .insert(Header {
+                        key: headers::EVENT_ID,
+                        value: Some(&format!("e-{partition}-{offset}")),
+                    })
+                    .insert(Header {
+                        key: headers::SCHEMA_VERSION,
+                        value: Some("1"),
+                    }),
+            ),
+        })
+        .collect();
+    let encoder = Encoder::new(format, &contract, "operator-tests/dqcheck".into()).expect("encoder");
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let run = encoder
+        .encode_run(partition, &refs, &classifier)
+        .expect("encoded");
+    assert!(run.rejected.is_empty(), "{:?}", run.rejected);
+    let file = run.file.expect("a file");
+    let date: IngestionDate = DAY.parse().expect("date");
+    store
+        .put_immutable(
+            &layout.data_file_key(date, &file.entry.path),
+            file.data,
+            format.content_type(),
+        )
+        .await
+        .expect("data file written");
+    let mut snapshot = load_metadata(store, layout, date).await.expect("metadata");
+    let landing = Landing {
+        files: vec![file.entry],
         dlq: vec![],
     };
     let outcome = commit_landing(store, layout, &mut snapshot, &landing)
@@ -391,4 +462,64 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     );
 
     ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
+    let client = common::admin().await;
+    common::install_crds(&client).await;
+    let ns = TestNamespace::create(&client, "dq-formats").await;
+    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
+
+    let dataset = unique_name("dqf");
+    let name = DatasetName::new(dataset.clone()).expect("dataset name");
+    let scratch = scratch_dir(&ns.name);
+    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
+    contracts_for(&contracts, &dataset);
+    let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
+    let layout = RawZoneLayout::new(name.clone());
+
+    // Partition 0 lands as Parquet, partition 1 as zstd then gzip JSON lines: every format in one day.
+    kafka::create_topic(&name.raw_topic(), 2).await;
+    let produced = produce(&name.raw_topic()).await;
+    for (partition, rows) in &produced {
+        let half = rows.len() / 2;
+        let formats = if *partition == 0 {
+            [FileFormat::Parquet, FileFormat::Parquet]
+        } else {
+            [FileFormat::JsonlZstd, FileFormat::JsonlGzip]
+        };
+        for (format, part) in formats.into_iter().zip([&rows[..half], &rows[half..]]) {
+            land_encoded(&store, &layout, &contracts, format, *partition, part).await;
+        }
+    }
+    kafka::commit(
+        &name.consumer_group(),
+        &name.raw_topic(),
+        produced
+            .iter()
+            .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
+            .collect(),
+    )
+    .await;
+
+    let _operator = Operator::start_with_env(
+        &kubeconfig,
+        &ns.name,
+        "dq-operator",
+        &[
+            ("STREAMLAKE_RAW_ZONE", &lake),
+            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+        ],
+    );
+    let mut spec = all_checks(&dataset, DAY);
+    spec["checks"]["contractSample"]["size"] = json!(40);
+    let status = run_check(&ns, "formats", spec).await;
+    assert_eq!(status.common.phase, Some(DqCheckPhase::Passed), "{status:?}");
+    assert!(status.checks.iter().all(|c| c.passed), "{:?}", status.checks);
+    assert_eq!(check(&status, "minRowCount").observed, "40 rows");
+    assert_eq!(
+        check(&status, "contractSample").observed,
+        "40 rows checked, 0 invalid"
+    );
 }

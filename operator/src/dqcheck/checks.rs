@@ -59,8 +59,6 @@ pub struct SampleObservation {
     pub checked: usize,
     /// One line per invalid row: where it is and why.
     pub invalid: Vec<String>,
-    /// Files whose format the operator cannot read, skipped.
-    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -358,12 +356,6 @@ fn contract_sample(o: &Observation) -> CheckResult {
     );
     if !sample.invalid.is_empty() {
         observed.push_str(&format!(": {}", listing(&sample.invalid)));
-    }
-    if !sample.skipped.is_empty() {
-        observed.push_str(&format!(
-            "; unreadable formats skipped: {}",
-            listing(&sample.skipped)
-        ));
     }
     result(
         CONTRACT_SAMPLE,

@@ -2,7 +2,7 @@
 //!
 //! The operator runs the checks itself instead of in a Job: they are read-only (the lake's index and
 //! files, Kafka offsets by timestamp and the group's committed offsets), bounded (at most
-//! [`MAX_DAYS`] days, one file in memory at a time, at most the sample size of rows parsed), and need
+//! [`MAX_DAYS`] days, one file in memory at a time, rows decoded only until the sample is full), and need
 //! no credentials the operator lacks. A DqCheck holds nothing outside its own object, so it needs no
 //! finalizer; a restarted operator simply runs an unfinished one again. A dataset without a raw topic
 //! ends the DqCheck Failed at once, saying so: the spec is immutable, so no retry could fix it.
@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 pub mod checks;
 mod error;
 mod observe;
+mod rows;
 
 pub use error::Error;
 
@@ -209,7 +210,7 @@ async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
         "dataset": request.dataset, "dates": request.dates, "generatedAt": now.to_string(),
         "passed": failed.is_empty(), "checks": results, "group": observation.group,
         "committed": observation.committed, "sample": observation.sample.as_ref().map(|s| json!({
-            "checked": s.checked, "invalid": s.invalid, "skipped": s.skipped,
+            "checked": s.checked, "invalid": s.invalid,
         })),
         "days": observation.days.iter().map(|d| json!({
             "date": d.date, "metadata": format!("{:?}", d.metadata), "dlq": d.dlq.len(),

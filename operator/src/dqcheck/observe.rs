@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::Value;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use streamlake_consumer::readback::read_rows;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetClient;
@@ -15,6 +17,7 @@ use streamlake_core::rawzone::{
 
 use super::Error;
 use super::checks::{DayObservation, FileObservation, MetadataState, Observation, SampleObservation};
+use super::rows::event_of_row;
 
 /// The Kafka side of one day: per partition `[start, end)` below the committed offset.
 type Expected = BTreeMap<i32, (i64, i64)>;
@@ -67,39 +70,42 @@ struct Sampler<'a> {
 }
 
 impl Sampler<'_> {
-    /// Checks up to `remaining` rows of a JSON-lines file. The sink's own columns (`_partition`,
-    /// `_offset`, ...) are dropped first: the contract describes the record's fields only.
-    fn take(&mut self, path: &str, format: FileFormat, data: &[u8]) {
+    /// Checks up to `remaining` rows of a data file in any format the consumer writes. The event is
+    /// rebuilt without the sink's own columns (`_partition`, `_offset`, ...): the contract describes
+    /// the record's fields only.
+    fn take(&mut self, path: &str, format: FileFormat, data: &Bytes) {
         if self.remaining == 0 {
             return;
         }
-        if format != FileFormat::Jsonl {
-            self.seen.skipped.push(format!("{path} ({format})"));
-            return;
-        }
-        for (line_no, line) in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        let rows = match read_rows(format, data.clone()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.seen
+                    .invalid
+                    .push(format!("{path}: unreadable {format} file: {e}"));
+                return;
+            }
+        };
+        for (row_no, row) in rows.into_iter().enumerate() {
             if self.remaining == 0 {
                 return;
             }
             self.remaining -= 1;
             self.seen.checked += 1;
-            let at = format!("{path} line {}", line_no + 1);
-            if let Some(problem) = self.problem(line) {
-                self.seen.invalid.push(format!("{at}: {problem}"));
+            if let Some(problem) = self.problem(format, row) {
+                self.seen
+                    .invalid
+                    .push(format!("{path} row {}: {problem}", row_no + 1));
             }
         }
     }
 
-    fn problem(&self, line: &[u8]) -> Option<String> {
+    fn problem(&self, format: FileFormat, row: Map<String, Value>) -> Option<String> {
         let contracts = match self.contracts {
             Ok(c) => c,
             Err(e) => return Some(e.to_owned()),
         };
-        let Ok(Value::Object(mut row)) = serde_json::from_slice::<Value>(line) else {
-            return Some("not a JSON object".into());
-        };
         let version = row.get("_schema_version").and_then(Value::as_u64);
-        row.retain(|k, _| !k.starts_with('_'));
         let dataset = self.dataset.as_str();
         let contract = match version.and_then(|v| u32::try_from(v).ok()) {
             Some(v) => contracts.get(dataset, v),
@@ -108,7 +114,11 @@ impl Sampler<'_> {
         let Some(contract) = contract else {
             return Some(format!("no contract for {dataset} version {version:?}"));
         };
-        let violations = contract.violations(&Value::Object(row));
+        let event = match event_of_row(format, row, contract) {
+            Ok(event) => event,
+            Err(e) => return Some(e),
+        };
+        let violations = contract.violations(&event);
         let first = violations.first()?;
         Some(format!(
             "{} violation(s), first at {:?}: {}",

@@ -1,0 +1,71 @@
+//! Turns a landed row back into the event its contract describes, for every format the consumer writes.
+//!
+//! JSON lines rows are the event plus the sink's `_` columns. Parquet rows hold one column per contract
+//! property (non-scalar values as JSON text, values that did not fit the column in `_extra`), so the
+//! event is rebuilt from those columns: the consumer keeps no copy of the original JSON.
+
+use serde_json::{Map, Value};
+use streamlake_consumer::encode::{ColumnKind, ParquetColumns};
+use streamlake_core::contract::Contract;
+use streamlake_core::rawzone::FileFormat;
+
+/// The column of a Parquet row holding, as a JSON object, the fields that had no column of their type.
+const EXTRA_COLUMN: &str = "_extra";
+
+/// The event a row of a file in `format` was landed from, as `contract` sees it; an error when the row
+/// cannot be turned back into one.
+pub fn event_of_row(
+    format: FileFormat,
+    mut row: Map<String, Value>,
+    contract: &Contract,
+) -> Result<Value, String> {
+    if format == FileFormat::Parquet {
+        row = rebuild_parquet(row, contract)?;
+    }
+    row.retain(|k, _| !k.starts_with('_'));
+    Ok(Value::Object(row))
+}
+
+fn rebuild_parquet(mut row: Map<String, Value>, contract: &Contract) -> Result<Map<String, Value>, String> {
+    let properties = contract.schema().get("properties").and_then(Value::as_object);
+    let kinds = ParquetColumns::from_contract(contract)
+        .map(|c| c.columns)
+        .unwrap_or_default();
+    let mut event = Map::new();
+    for (name, schema) in properties.into_iter().flatten() {
+        let json_text = kinds.iter().any(|(n, k)| n == name && *k == ColumnKind::Json);
+        match row.remove(name) {
+            // A null column is an absent field or a JSON null: only the schema tells which it was.
+            None | Some(Value::Null) if allows_null(schema) => {
+                event.insert(name.clone(), Value::Null);
+            }
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) if json_text => {
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                event.insert(name.clone(), value);
+            }
+            Some(value) => {
+                event.insert(name.clone(), value);
+            }
+        }
+    }
+    if let Some(Value::String(extra)) = row.get(EXTRA_COLUMN) {
+        let fields = serde_json::from_str::<Map<String, Value>>(extra)
+            .map_err(|e| format!("column {EXTRA_COLUMN} is not a JSON object: {e}"))?;
+        event.extend(fields);
+    }
+    Ok(event)
+}
+
+/// Whether a property's schema accepts `null`: no `type` at all, or `null` among its types.
+fn allows_null(schema: &Value) -> bool {
+    match schema.get("type") {
+        None => true,
+        Some(Value::String(t)) => t == "null",
+        Some(Value::Array(types)) => types.iter().any(|t| t == "null"),
+        Some(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
