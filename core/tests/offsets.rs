@@ -225,11 +225,14 @@ async fn a_reset_is_refused_while_the_group_has_members_and_seen_by_the_next_con
         other => panic!("the commit must be refused while a member is connected, got {other:?}"),
     }
 
+    // The member may still be fetching when the refusal comes back; let it read everything first.
+    let total = (PER_PARTITION * i64::from(PARTITIONS)) as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while member.read_count() < total && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let read_before = member.leave();
-    assert_eq!(
-        read_before.len(),
-        (PER_PARTITION * i64::from(PARTITIONS)) as usize
-    );
+    assert_eq!(read_before.len(), total);
     wait_until("the group is empty", Duration::from_secs(30), || {
         let (client, group) = (client.clone(), group.clone());
         async move { blocking(move || client.describe_group(&group).is_ok_and(|d| d.is_empty())).await }
