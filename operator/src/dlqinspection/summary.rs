@@ -18,8 +18,9 @@ pub const TOP_MESSAGES: usize = 10;
 /// Longest message kept in status and the report (the header allows 4 KiB).
 const MAX_MESSAGE_CHARS: usize = 512;
 
-/// The headers of one DLQ record that an inspection reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The headers of one DLQ record that an inspection reads; also a line of the report's listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DlqRecordView {
     pub partition: i32,
     pub offset: i64,
@@ -27,27 +28,15 @@ pub struct DlqRecordView {
     pub error_type: Option<String>,
     pub error_stage: Option<String>,
     pub error_message: Option<String>,
+    // Shown in the samples, not in the listing.
+    #[serde(skip)]
     pub source: Option<String>,
+    #[serde(skip)]
     pub failed_at: Option<String>,
     /// Where a consumer reject sat in the raw topic (absent for API rejects, which never reached it).
     pub source_partition: Option<i32>,
     pub source_offset: Option<i64>,
     /// Times this record was redriven already (the `redrive.attempts` header; absent: 0).
-    pub attempts: u32,
-}
-
-/// One record in the report's listing.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ListedRecord {
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp_ms: Option<i64>,
-    pub error_type: Option<String>,
-    pub error_stage: Option<String>,
-    pub error_message: Option<String>,
-    pub source_partition: Option<i32>,
-    pub source_offset: Option<i64>,
     pub attempts: u32,
 }
 
@@ -62,7 +51,8 @@ pub struct Summary {
     /// Records whose message was not counted on its own (past [`MAX_DISTINCT_MESSAGES`]).
     pub other_messages: i64,
     pub samples: Vec<DlqSample>,
-    pub listed: Vec<ListedRecord>,
+    /// The report's listing, messages shortened as in status.
+    pub listed: Vec<DlqRecordView>,
     sample_size: usize,
 }
 
@@ -104,16 +94,9 @@ impl Summary {
             });
         }
         if self.listed.len() < MAX_LISTED {
-            self.listed.push(ListedRecord {
-                partition: r.partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp_ms,
-                error_type: r.error_type.clone(),
-                error_stage: r.error_stage.clone(),
+            self.listed.push(DlqRecordView {
                 error_message: message,
-                source_partition: r.source_partition,
-                source_offset: r.source_offset,
-                attempts: r.attempts,
+                ..r.clone()
             });
         }
     }
@@ -200,6 +183,29 @@ mod tests {
         assert_eq!(top[1].message, "no type");
         assert_eq!(s.samples.iter().map(|x| x.offset).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(s.listed.len(), 4);
+    }
+
+    #[test]
+    fn a_listed_record_keeps_the_report_fields_and_a_short_message() {
+        let mut s = Summary::new(0);
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 10);
+        s.add(&DlqRecordView {
+            source: Some("api".into()),
+            failed_at: Some("2026-11-01T10:00:00Z".into()),
+            source_partition: Some(1),
+            source_offset: Some(7),
+            attempts: 2,
+            ..record(5, Some("invalid_json"), "consumer", &long, 100)
+        });
+        let listed = serde_json::to_value(&s.listed[0]).expect("json");
+        assert_eq!(
+            listed,
+            serde_json::json!({
+                "partition": 0, "offset": 5, "timestampMs": 100, "errorType": "invalid_json",
+                "errorStage": "consumer", "errorMessage": "x".repeat(MAX_MESSAGE_CHARS),
+                "sourcePartition": 1, "sourceOffset": 7, "attempts": 2,
+            })
+        );
     }
 
     #[test]
