@@ -6,12 +6,14 @@
 //! For the emulator, point the endpoint at it and use anonymous credentials. The CRC32C is computed
 //! up front and sent with the object's metadata (GCS verifies it); the crate's alternative, a trailing
 //! checksum part, is stored as object data by the emulator.
+//! Deletes go over the JSON API (see [`super::gcs_json`]): the crate offers them only over gRPC.
 
 use bytes::Bytes;
 use google_cloud_gax::retry_policy::RetryPolicyExt;
-use google_cloud_storage::client::{Storage, StorageControl};
+use google_cloud_storage::client::Storage;
 use google_cloud_storage::retry_policy::RetryableErrors;
 
+use super::gcs_json::JsonApi;
 use super::{ObjectVersion, StoreError, Versioned};
 
 /// GCS requires resumable-upload chunks to be multiples of 256 KiB.
@@ -48,7 +50,7 @@ impl Default for GcsOptions {
 pub struct GcsStore {
     client: Storage,
     resumable_threshold: usize,
-    control: StorageControl,
+    json: JsonApi,
     bucket: String,
     /// `projects/_/buckets/<bucket>`, the form the API wants.
     bucket_path: String,
@@ -64,29 +66,28 @@ impl GcsStore {
             .with_retry_policy(RetryableErrors.with_attempt_limit(options.attempts.max(1)))
             .with_resumable_upload_threshold(options.resumable_threshold)
             .with_resumable_upload_buffer_size(chunk);
-        let mut control = StorageControl::builder();
         if let Some(endpoint) = &options.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
-            control = control.with_endpoint(endpoint.clone());
         }
-        if options.anonymous {
-            builder =
-                builder.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
-            control =
-                control.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
-        }
+        // One set of credentials for both clients, built as the storage crate builds its default.
+        let credentials = if options.anonymous {
+            google_cloud_auth::credentials::anonymous::Builder::new().build()
+        } else {
+            google_cloud_auth::credentials::Builder::default()
+                .build()
+                .map_err(|e| StoreError::GcsClient(e.to_string()))?
+        };
         let client = builder
+            .with_credentials(credentials.clone())
             .build()
             .await
             .map_err(|e| StoreError::GcsClient(e.to_string()))?;
-        let control = control
-            .build()
-            .await
+        let json = JsonApi::new(options.endpoint.as_deref(), credentials, options.attempts)
             .map_err(|e| StoreError::GcsClient(e.to_string()))?;
         Ok(Self {
             client,
             resumable_threshold: options.resumable_threshold,
-            control,
+            json,
             bucket: bucket.to_owned(),
             bucket_path: format!("projects/_/buckets/{bucket}"),
             prefix: prefix.trim_matches('/').to_owned(),
@@ -195,34 +196,30 @@ impl GcsStore {
         Ok(ObjectVersion(written.generation.to_string()))
     }
 
-    /// Deletes through the control API (gRPC). The emulator does not serve it; callers treat it as best effort.
+    /// Removes an object; one that does not exist is no error (as on `file://`).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let object = self.object_name(key);
-        let deleted = self
-            .control
-            .delete_object()
-            .set_bucket(&self.bucket_path)
-            .set_object(&object)
-            .send()
-            .await;
-        match deleted {
-            Ok(()) => Ok(()),
-            Err(e) if e.http_status_code() == Some(404) => Ok(()),
-            Err(e)
-                if e.status()
-                    .is_some_and(|s| s.code == google_cloud_gax::error::rpc::Code::NotFound) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.error("delete", &object, e)),
-        }
+        self.json
+            .delete_object(&self.bucket, &object)
+            .await
+            .map_err(|failure| StoreError::GcsJson {
+                operation: "delete",
+                bucket: self.bucket.clone(),
+                object,
+                failure,
+            })
     }
 }
 
 /// Outages, timeouts, throttling and server errors are worth another try; 4xx answers are not.
 pub fn is_retryable(error: &google_cloud_storage::Error) -> bool {
     match error.http_status_code() {
-        Some(code) => matches!(code, 408 | 412 | 429 | 500..=599),
+        Some(code) => is_retryable_status(code),
         None => !(error.is_serialization() || error.is_deserialization() || error.is_binding()),
     }
+}
+
+/// 412 too: a precondition lost to another writer can win after a fresh read.
+pub fn is_retryable_status(code: u16) -> bool {
+    matches!(code, 408 | 412 | 429 | 500..=599)
 }

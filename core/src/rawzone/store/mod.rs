@@ -14,6 +14,8 @@ use bytes::Bytes;
 
 #[cfg(feature = "gcs")]
 pub mod gcs;
+#[cfg(feature = "gcs")]
+pub mod gcs_json;
 pub mod local;
 
 #[cfg(feature = "gcs")]
@@ -59,6 +61,15 @@ pub enum StoreError {
         source: google_cloud_storage::Error,
     },
     #[cfg(feature = "gcs")]
+    #[error("GCS {operation} gs://{bucket}/{object}: {failure}")]
+    GcsJson {
+        operation: &'static str,
+        bucket: String,
+        object: String,
+        #[source]
+        failure: gcs_json::JsonFailure,
+    },
+    #[cfg(feature = "gcs")]
     #[error("creating the GCS client: {0}")]
     GcsClient(String),
     #[error("background storage task failed: {0}")]
@@ -78,6 +89,8 @@ impl StoreError {
             #[cfg(feature = "gcs")]
             Self::Gcs { source, .. } => gcs::is_retryable(source),
             #[cfg(feature = "gcs")]
+            Self::GcsJson { failure, .. } => failure.is_retryable(),
+            #[cfg(feature = "gcs")]
             Self::GcsClient(_) => true,
             Self::Task(_) => true,
         }
@@ -91,7 +104,7 @@ impl StoreError {
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::Io { .. } => "io",
             #[cfg(feature = "gcs")]
-            Self::Gcs { .. } => "gcs",
+            Self::Gcs { .. } | Self::GcsJson { .. } => "gcs",
             #[cfg(feature = "gcs")]
             Self::GcsClient(_) => "gcs_client",
             Self::Task(_) => "task",
