@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::conditions::Ending;
 use crate::context::FIELD_MANAGER;
+use crate::error::CommonError;
 use crate::metrics::Metrics;
 
 /// Retry delay after a failed reconcile.
@@ -157,18 +158,16 @@ impl Reporting<'_> {
 
 /// The reconcile of a kind that runs to completion and holds nothing outside its object: a finished
 /// object waits for a change, a malformed one is marked Failed on its status, anything else is
-/// handed to `work`; then the reconcile is reported. `write_failed` turns a failed status write into
-/// the controller's error.
+/// handed to `work`; then the reconcile is reported.
 pub async fn run_to_completion<'a, K, E, Fut>(
     client: &kube::Client,
     reporting: Reporting<'_>,
     guard: &'a DeserializeGuard<K>,
     work: impl FnOnce(&'a K) -> Fut,
-    write_failed: impl FnOnce(kube::Error) -> E,
 ) -> Result<Requeue, E>
 where
     K: Kind + Finished,
-    E: ReconcileError,
+    E: ReconcileError + From<CommonError>,
     Fut: Future<Output = Result<Requeue, E>>,
 {
     let started = Instant::now();
@@ -180,7 +179,7 @@ where
             mark_malformed::<K>(client, invalid, &message)
                 .await
                 .map(|()| Requeue::await_change())
-                .map_err(write_failed)
+                .map_err(E::from)
         }
     };
     reporting
@@ -194,7 +193,7 @@ pub async fn mark_malformed<K: Kind>(
     client: &kube::Client,
     invalid: &InvalidObject,
     message: &str,
-) -> Result<(), kube::Error> {
+) -> Result<(), CommonError> {
     let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
     let name = invalid.metadata.name.clone().unwrap_or_default();
     let status = json!({"phase": "Failed", "reason": "MalformedObject", "message": message});
@@ -208,7 +207,7 @@ pub async fn patch_status<K: Kind>(
     namespace: &str,
     name: &str,
     status: &impl Serialize,
-) -> Result<(), kube::Error> {
+) -> Result<(), CommonError> {
     let api: Api<DeserializeGuard<K>> = Api::namespaced(client.clone(), namespace);
     let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
     api.patch_status(
@@ -216,7 +215,8 @@ pub async fn patch_status<K: Kind>(
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
-    .await?;
+    .await
+    .map_err(CommonError::write_status::<K>)?;
     Ok(())
 }
 

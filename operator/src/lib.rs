@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crd;
 pub mod dlqinspection;
 pub mod dqcheck;
+pub mod error;
 pub mod http;
 pub mod lake;
 pub mod leader;

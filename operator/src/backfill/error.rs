@@ -1,16 +1,14 @@
 //! Everything a Backfill reconcile can fail at, one variant per step; retried after a back-off.
 //! What ends a Backfill (bad range, no consumer, a failed Job) is its `Failed` status instead.
 
-use streamlake_core::offsets::OffsetError;
-
 use crate::controller::ReconcileError;
+use crate::error::CommonError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading Kafka offsets: {0}")]
-    ReadKafka(#[source] OffsetError),
-    #[error("a Kafka call did not finish: {0}")]
-    KafkaTask(#[source] tokio::task::JoinError),
+    /// A step every controller has: its message and metric label are the step's.
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("reading consumer Deployments: {0}")]
     ReadDeployments(#[source] kube::Error),
     #[error("creating the Job: {0}")]
@@ -25,15 +23,12 @@ pub enum Error {
     ReadReplay(#[source] kube::Error),
     #[error("reading the Job's run summary: {0}")]
     ReadSummary(#[source] streamlake_core::rawzone::StoreError),
-    #[error("writing the Backfill status: {0}")]
-    WriteStatus(#[source] kube::Error),
 }
 
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
-            Self::ReadKafka(_) => "ReadKafka",
-            Self::KafkaTask(_) => "KafkaTask",
+            Self::Common(e) => e.metric_label(),
             Self::ReadDeployments(_) => "ReadDeployments",
             Self::CreateJob(_) => "CreateJob",
             Self::ReadJob(_) => "ReadJob",
@@ -41,7 +36,6 @@ impl ReconcileError for Error {
             Self::CreateReplay(_) => "CreateReplay",
             Self::ReadReplay(_) => "ReadReplay",
             Self::ReadSummary(_) => "ReadSummary",
-            Self::WriteStatus(_) => "WriteStatus",
         }
     }
 }

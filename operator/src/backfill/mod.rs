@@ -38,6 +38,7 @@ use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting};
 use crate::crd::backfill::{BackfillMode, BackfillPhase};
 use crate::crd::{Backfill, BackfillStatus, PartitionRange};
+use crate::error::CommonError;
 use crate::metrics::Metrics;
 use crate::replay::request::consumer_selector;
 
@@ -82,7 +83,7 @@ async fn reconcile(
     ctx: Arc<BackfillContext>,
 ) -> Result<Requeue, Error> {
     let work = |backfill| step(backfill, &ctx);
-    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work).await
 }
 
 impl BackfillContext {
@@ -220,11 +221,11 @@ async fn resolve(
         }
     })
     .await
-    .map_err(Error::KafkaTask)?;
+    .map_err(CommonError::KafkaTask)?;
     match resolved {
         Ok(ranges) => Ok(Some(ranges)),
         Err(OffsetError::UnknownTopic { .. }) => Ok(None),
-        Err(e) => Err(Error::ReadKafka(e)),
+        Err(e) => Err(CommonError::ReadKafka(e).into()),
     }
 }
 
@@ -352,7 +353,6 @@ async fn write_status(
     name: &str,
     status: &BackfillStatus,
 ) -> Result<(), Error> {
-    controller::patch_status::<Backfill>(&ctx.client, namespace, name, status)
-        .await
-        .map_err(Error::WriteStatus)
+    controller::patch_status::<Backfill>(&ctx.client, namespace, name, status).await?;
+    Ok(())
 }

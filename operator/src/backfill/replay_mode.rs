@@ -30,6 +30,7 @@ use crate::crd::replay::{ReplayFrom, ReplayPhase, ReplayTo};
 use crate::crd::{
     Backfill, BackfillStatus, PartitionOffset, PartitionRange, Replay, ReplaySpec, ReplayStatus,
 };
+use crate::error::CommonError;
 use kube::runtime::controller::Action as Requeue;
 
 /// How often the child Replay is looked at.
@@ -146,13 +147,13 @@ pub(super) async fn start(
     let (offsets, group, topic_owned) = (ctx.offsets.clone(), dataset.consumer_group(), topic.to_owned());
     let read = tokio::task::spawn_blocking(move || offsets.partition_offsets(&group, &topic_owned))
         .await
-        .map_err(Error::KafkaTask)?;
+        .map_err(CommonError::KafkaTask)?;
     let partitions = match read {
         Err(OffsetError::UnknownTopic { topic }) => {
             let why = format!("topic {topic} does not exist");
             return finish(ctx, backfill, status, Err(("TopicNotFound", why))).await;
         }
-        other => other.map_err(Error::ReadKafka)?,
+        other => other.map_err(CommonError::ReadKafka)?,
     };
     let positions = partitions.iter().map(|p| (p.partition, p.position())).collect();
     let spec = replay_spec(

@@ -3,18 +3,17 @@
 
 use rdkafka::error::KafkaError;
 use streamlake_core::kafka::KafkaConfigError;
-use streamlake_core::offsets::OffsetError;
 use streamlake_core::rawzone::StoreError;
 
 use super::read::ReadError;
 use crate::controller::ReconcileError;
+use crate::error::CommonError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading Kafka offsets: {0}")]
-    ReadKafka(#[source] OffsetError),
-    #[error("a Kafka call did not finish: {0}")]
-    KafkaTask(#[source] tokio::task::JoinError),
+    /// A step every controller has: its message and metric label are the step's.
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("{0}")]
     ReadRecords(#[source] ReadError),
     #[error("configuring the redrive producer: {0}")]
@@ -25,24 +24,17 @@ pub enum Error {
     Produce { topic: String, source: KafkaError },
     #[error("reading or writing the redrive ledger: {0}")]
     Ledger(#[source] StoreError),
-    #[error("writing the report to the lake: {0}")]
-    WriteReport(#[source] StoreError),
-    #[error("writing the DlqInspection status: {0}")]
-    WriteStatus(#[source] kube::Error),
 }
 
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
-            Self::ReadKafka(_) => "ReadKafka",
-            Self::KafkaTask(_) => "KafkaTask",
+            Self::Common(e) => e.metric_label(),
             Self::ReadRecords(_) => "ReadRecords",
             Self::ProducerConfig(_) => "ProducerConfig",
             Self::CreateProducer(_) => "CreateProducer",
             Self::Produce { .. } => "Produce",
             Self::Ledger(_) => "Ledger",
-            Self::WriteReport(_) => "WriteReport",
-            Self::WriteStatus(_) => "WriteStatus",
         }
     }
 }

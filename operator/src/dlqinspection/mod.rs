@@ -30,6 +30,7 @@ use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting};
 use crate::crd::dlq_inspection::DlqInspectionPhase;
 use crate::crd::{DlqInspection, DlqInspectionStatus, PartitionOffset, PartitionRange};
+use crate::error::CommonError;
 use crate::metrics::Metrics;
 
 mod error;
@@ -83,7 +84,7 @@ async fn reconcile(
     ctx: Arc<DlqContext>,
 ) -> Result<Requeue, Error> {
     let work = |inspection| inspect(inspection, &ctx);
-    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work).await
 }
 
 impl DlqContext {
@@ -193,7 +194,7 @@ async fn inspect(inspection: &DlqInspection, ctx: &DlqContext) -> Result<Requeue
     store
         .put_immutable(&key, body.into(), "application/json")
         .await
-        .map_err(Error::WriteReport)?;
+        .map_err(CommonError::WriteReport)?;
 
     status.report = Some(format!("{}/{key}", store.location()));
     status.total = Some(summary.total);
@@ -261,13 +262,13 @@ async fn plan(ctx: &DlqContext, request: &DlqRequest) -> Result<Result<Plan, Str
         Ok((marks, since, until, raw))
     })
     .await
-    .map_err(Error::KafkaTask)?;
+    .map_err(CommonError::KafkaTask)?;
     let (marks, since, until, raw) = match looked_up {
         Ok(found) => found,
         Err(OffsetError::UnknownTopic { topic }) => {
             return Ok(Err(format!("topic {topic} does not exist")));
         }
-        Err(e) => return Err(Error::ReadKafka(e)),
+        Err(e) => return Err(CommonError::ReadKafka(e).into()),
     };
     Ok(Ok(Plan {
         ranges: resolve_ranges(window, &marks, &since, &until),
@@ -297,8 +298,8 @@ async fn scan_own_redriven(
     let raw_topic = rule.topic.clone();
     let marks = tokio::task::spawn_blocking(move || offsets.watermarks(&raw_topic))
         .await
-        .map_err(Error::KafkaTask)?
-        .map_err(Error::ReadKafka)?;
+        .map_err(CommonError::KafkaTask)?
+        .map_err(CommonError::ReadKafka)?;
     let ranges: Vec<PartitionRange> = status
         .redrive_start_offsets
         .iter()
@@ -323,7 +324,7 @@ async fn scan_own_redriven(
         .map(|_| found)
     })
     .await
-    .map_err(Error::KafkaTask)?
+    .map_err(CommonError::KafkaTask)?
     .map_err(Error::ReadRecords)
 }
 
@@ -391,7 +392,7 @@ async fn read_and_redrive(
     };
     let summary = reader
         .await
-        .map_err(Error::KafkaTask)?
+        .map_err(CommonError::KafkaTask)?
         .map_err(Error::ReadRecords)?;
     Ok((summary, outcome))
 }
@@ -437,7 +438,6 @@ async fn write_status(
     name: &str,
     status: &DlqInspectionStatus,
 ) -> Result<(), Error> {
-    controller::patch_status::<DlqInspection>(&ctx.client, namespace, name, status)
-        .await
-        .map_err(Error::WriteStatus)
+    controller::patch_status::<DlqInspection>(&ctx.client, namespace, name, status).await?;
+    Ok(())
 }

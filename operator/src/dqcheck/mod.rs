@@ -26,6 +26,7 @@ use crate::conditions::Ending;
 use crate::controller::{self, Finished, Reporting};
 use crate::crd::dq_check::{DqCheckPhase, DqCheckSpec};
 use crate::crd::{DqCheck, DqCheckStatus};
+use crate::error::CommonError;
 use crate::metrics::Metrics;
 
 pub mod checks;
@@ -138,7 +139,7 @@ pub async fn run(
 
 async fn reconcile(guard: Arc<DeserializeGuard<DqCheck>>, ctx: Arc<DqContext>) -> Result<Requeue, Error> {
     let work = |check| run_check(check, &ctx);
-    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work, Error::WriteStatus).await
+    controller::run_to_completion(&ctx.client, ctx.reporting(), &guard, work).await
 }
 
 impl DqContext {
@@ -185,7 +186,7 @@ async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
     .await
     {
         // No raw topic: nothing to check against, and no retry will make one (the spec is fixed).
-        Err(Error::ReadKafka(OffsetError::UnknownTopic { topic })) => {
+        Err(Error::Common(CommonError::ReadKafka(OffsetError::UnknownTopic { topic }))) => {
             let why = format!(
                 "topic {topic} does not exist: dataset {} has no raw topic to check against",
                 request.dataset
@@ -225,7 +226,7 @@ async fn run_check(check: &DqCheck, ctx: &DqContext) -> Result<Requeue, Error> {
     store
         .put_immutable(&key, body.into(), "application/json")
         .await
-        .map_err(Error::WriteReport)?;
+        .map_err(CommonError::WriteReport)?;
     status.report = Some(format!("{}/{key}", store.location()));
     status.progress = Some(format!(
         "{}/{} passed",
@@ -280,9 +281,8 @@ async fn write_status(
     name: &str,
     status: &DqCheckStatus,
 ) -> Result<(), Error> {
-    controller::patch_status::<DqCheck>(&ctx.client, namespace, name, status)
-        .await
-        .map_err(Error::WriteStatus)
+    controller::patch_status::<DqCheck>(&ctx.client, namespace, name, status).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use streamlake_core::rawzone::{
 use super::Error;
 use super::checks::{DayObservation, FileObservation, MetadataState, Observation, SampleObservation};
 use super::rows::event_of_row;
+use crate::error::CommonError;
 
 /// The Kafka side of one day: per partition `[start, end)` below the committed offset.
 type Expected = BTreeMap<i32, (i64, i64)>;
@@ -37,18 +38,18 @@ fn read_kafka(
     group: &str,
     dates: &[IngestionDate],
 ) -> Result<(BTreeMap<i32, i64>, Vec<Expected>), Error> {
-    let committed = offsets.committed(group, topic).map_err(Error::ReadKafka)?;
-    let watermarks = offsets.watermarks(topic).map_err(Error::ReadKafka)?;
+    let committed = offsets.committed(group, topic).map_err(CommonError::ReadKafka)?;
+    let watermarks = offsets.watermarks(topic).map_err(CommonError::ReadKafka)?;
     let mut days = Vec::new();
     for date in dates {
         let start_ms = day_start_ms(*date);
         let end_ms = start_ms.saturating_add(86_400_000);
         let starts = offsets
             .offsets_for_timestamp(topic, start_ms)
-            .map_err(Error::ReadKafka)?;
+            .map_err(CommonError::ReadKafka)?;
         let ends = offsets
             .offsets_for_timestamp(topic, end_ms)
-            .map_err(Error::ReadKafka)?;
+            .map_err(CommonError::ReadKafka)?;
         let mut expected = Expected::new();
         for (partition, w) in &watermarks {
             let at = |m: &BTreeMap<i32, Option<i64>>| m.get(partition).copied().flatten().unwrap_or(w.high);
@@ -145,7 +146,7 @@ pub async fn observe(
         let (offsets, topic, group, dates) = (offsets.clone(), topic.clone(), group.clone(), dates.to_vec());
         tokio::task::spawn_blocking(move || read_kafka(&offsets, &topic, &group, &dates))
             .await
-            .map_err(Error::KafkaTask)??
+            .map_err(CommonError::KafkaTask)??
     };
     let registry = ContractRegistry::load_dir(contracts_dir)
         .map_err(|e| format!("contracts in {}: {e}", contracts_dir.display()));

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::controller;
 use crate::crd::replay::SavedScale;
 use crate::crd::{Replay, ReplayStatus};
+use crate::error::CommonError;
 
 /// Marks an autoscaler paused by a Replay (`namespace/name`), for whoever looks at it meanwhile.
 pub const PAUSED_BY: &str = "streamlake.io/paused-by";
@@ -35,7 +36,7 @@ pub async fn run(ctx: &Context, replay: &Replay, actions: &[Action]) -> Result<(
                     (ctx.offsets.clone(), group.clone(), topic.clone(), offsets.clone());
                 tokio::task::spawn_blocking(move || client.commit_as_group(&group, &topic, &offsets))
                     .await
-                    .map_err(Error::KafkaTask)?
+                    .map_err(CommonError::KafkaTask)?
                     .map_err(Error::CommitOffsets)?;
             }
         }
@@ -116,9 +117,8 @@ where
 /// Writes the whole status with server-side apply: fields left out are dropped, since this manager owns them.
 pub async fn write_status(ctx: &Context, replay: &Replay, status: &ReplayStatus) -> Result<(), Error> {
     let (namespace, name) = (replay.namespace().unwrap_or_default(), replay.name_any());
-    controller::patch_status::<Replay>(&ctx.client, &namespace, &name, status)
-        .await
-        .map_err(Error::WriteStatus)
+    controller::patch_status::<Replay>(&ctx.client, &namespace, &name, status).await?;
+    Ok(())
 }
 
 /// Publishes an Event about the Replay. A lost Event is logged, and does not fail the reconcile.

@@ -4,6 +4,7 @@
 use streamlake_core::offsets::OffsetError;
 
 use crate::controller::ReconcileError;
+use crate::error::CommonError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -11,10 +12,9 @@ pub enum Error {
     ReadDeployments { namespace: String, source: kube::Error },
     #[error("reading autoscalers in {namespace}: {source}")]
     ReadAutoscalers { namespace: String, source: kube::Error },
-    #[error("reading Kafka offsets: {0}")]
-    ReadKafka(#[source] OffsetError),
-    #[error("a Kafka call did not finish: {0}")]
-    KafkaTask(#[source] tokio::task::JoinError),
+    /// A step every controller has: its message and metric label are the step's.
+    #[error(transparent)]
+    Common(#[from] CommonError),
     #[error("scaling Deployment {name} to {replicas}: {source}")]
     ScaleDeployment {
         name: String,
@@ -25,8 +25,6 @@ pub enum Error {
     PatchAutoscaler { name: String, source: kube::Error },
     #[error("committing offsets: {0}")]
     CommitOffsets(#[source] OffsetError),
-    #[error("writing the Replay status: {0}")]
-    WriteStatus(#[source] kube::Error),
     #[error("removing the finalizer: {0}")]
     ReleaseFinalizer(#[source] kube::Error),
     #[error("finalizer: {0}")]
@@ -38,12 +36,10 @@ impl ReconcileError for Error {
         match self {
             Self::ReadDeployments { .. } => "ReadDeployments",
             Self::ReadAutoscalers { .. } => "ReadAutoscalers",
-            Self::ReadKafka(_) => "ReadKafka",
-            Self::KafkaTask(_) => "KafkaTask",
+            Self::Common(e) => e.metric_label(),
             Self::ScaleDeployment { .. } => "ScaleDeployment",
             Self::PatchAutoscaler { .. } => "PatchAutoscaler",
             Self::CommitOffsets(_) => "CommitOffsets",
-            Self::WriteStatus(_) => "WriteStatus",
             Self::ReleaseFinalizer(_) => "ReleaseFinalizer",
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

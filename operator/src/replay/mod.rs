@@ -141,9 +141,7 @@ async fn report_malformed(invalid: &InvalidObject, namespace: &str, ctx: &Contex
         "this Replay cannot be read: {}; fix it or create a new one",
         invalid.error
     );
-    controller::mark_malformed::<Replay>(&ctx.client, invalid, &message)
-        .await
-        .map_err(Error::WriteStatus)?;
+    controller::mark_malformed::<Replay>(&ctx.client, invalid, &message).await?;
     Ok(Requeue::await_change())
 }
 

@@ -16,6 +16,7 @@ use super::request::{self, DeploymentRef, End, ReplayRequest, Start};
 use crate::context::Context;
 use crate::crd::replay::ReplayPhase;
 use crate::crd::{Replay, ReplayStatus};
+use crate::error::CommonError;
 
 /// KEDA's annotation that pins a ScaledObject's target at a replica count.
 pub const KEDA_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
@@ -95,7 +96,7 @@ pub async fn observe(ctx: &Context, replay: &Replay, deleting: bool) -> Result<O
         obs.group = Some(
             blocking(move || offsets.describe_group(&group))
                 .await?
-                .map_err(Error::ReadKafka)?,
+                .map_err(CommonError::ReadKafka)?,
         );
     }
     if needs.plan_inputs
@@ -108,7 +109,7 @@ pub async fn observe(ctx: &Context, replay: &Replay, deleting: bool) -> Result<O
         let offsets = ctx.offsets.clone();
         obs.committed = Some(match blocking(move || offsets.committed(&group, &topic)).await? {
             Err(OffsetError::UnknownTopic { topic }) => Err(format!("topic {topic} does not exist")),
-            other => Ok(other.map_err(Error::ReadKafka)?),
+            other => Ok(other.map_err(CommonError::ReadKafka)?),
         });
     }
     Ok(obs)
@@ -124,9 +125,13 @@ fn plan_inputs(
 ) -> Result<Result<PlanInputs, String>, Error> {
     let partitions = match offsets.partition_offsets(group, topic) {
         Err(OffsetError::UnknownTopic { topic }) => return Ok(Err(format!("topic {topic} does not exist"))),
-        other => other.map_err(Error::ReadKafka)?,
+        other => other.map_err(CommonError::ReadKafka)?,
     };
-    let lookup = |ms| offsets.offsets_for_timestamp(topic, ms).map_err(Error::ReadKafka);
+    let lookup = |ms| {
+        offsets
+            .offsets_for_timestamp(topic, ms)
+            .map_err(CommonError::ReadKafka)
+    };
     let from_lookup = match request.from {
         Start::TimestampMs(ms) => Some(lookup(ms)?),
         _ => None,
@@ -143,7 +148,9 @@ fn plan_inputs(
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(Error::KafkaTask)
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(CommonError::KafkaTask)?)
 }
 
 fn view(deployment: &Deployment, autoscalers: Autoscalers) -> DeploymentView {
