@@ -27,7 +27,9 @@ const QUOTED_VIOLATIONS: usize = 5;
 /// A record that can land.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidEvent {
-    pub fields: Map<String, Value>,
+    /// The event's fields, when deciding needed them parsed (the contract's fast check was not sure);
+    /// `None` when the fast check passed the payload as it is.
+    pub parsed: Option<Map<String, Value>>,
     pub schema_version: u32,
     pub key: Option<String>,
     pub event_id: Option<String>,
@@ -119,6 +121,15 @@ impl Classifier {
                 .latest_contract()
                 .ok_or_else(|| Rejection::new("unknown_schema_version", "no contract for the dataset"))?,
         };
+        if contract.certainly_valid(payload, &RESERVED_FIELDS) {
+            return Ok(ValidEvent {
+                parsed: None,
+                schema_version: contract.version(),
+                key,
+                event_id,
+                timestamp,
+            });
+        }
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| Rejection::new("invalid_json", format!("the value is not JSON: {e}")))?;
         let violations = contract.violations(&value);
@@ -141,7 +152,7 @@ impl Classifier {
             ));
         }
         Ok(ValidEvent {
-            fields,
+            parsed: Some(fields),
             schema_version: contract.version(),
             key,
             event_id,

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::names::{DatasetName, InvalidDatasetName};
 
+pub mod fast;
+
 /// The schema keyword naming the field whose value is the record key.
 pub const PARTITION_KEY_KEYWORD: &str = "x-streamlake-partition-key";
 
@@ -62,6 +64,8 @@ pub struct Contract {
     partition_key: String,
     schema: Value,
     validator: jsonschema::Validator,
+    /// The streaming check of valid events, when the contract uses only keywords it models.
+    fast: Result<fast::FastSchema, fast::Unsupported>,
 }
 
 impl Contract {
@@ -80,12 +84,17 @@ impl Contract {
             version,
             message,
         })?;
+        let fast = fast::FastSchema::compile(&schema);
+        if let Err(why) = &fast {
+            tracing::info!(%dataset, version, "contract has no fast check (every event is parsed in full): {why}");
+        }
         Ok(Self {
             dataset,
             version,
             partition_key,
             schema,
             validator,
+            fast,
         })
     }
 
@@ -120,6 +129,20 @@ impl Contract {
                 message: e.to_string(),
             })
             .collect()
+    }
+
+    /// True only when `payload` is certainly one JSON object that meets the contract and has none of the
+    /// `reserved` top-level fields, decided without building the event in memory ([`fast`]); false
+    /// means "parse it and ask [`Self::violations`]".
+    pub fn certainly_valid(&self, payload: &[u8], reserved: &[&str]) -> bool {
+        self.fast
+            .as_ref()
+            .is_ok_and(|fast| fast.certainly_valid(payload, reserved))
+    }
+
+    /// Why the contract has no fast check, if it has none.
+    pub fn fast_check_unsupported(&self) -> Option<&fast::Unsupported> {
+        self.fast.as_ref().err()
     }
 
     /// The record key of an event: the partition key field as text, if present and a string or integer.

@@ -28,6 +28,8 @@ pub enum EncodeError {
     Parquet(#[from] ::parquet::errors::ParquetError),
     #[error("building Arrow columns: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("parsing an event the contract check passed: {0}")]
+    Json(serde_json::Error),
     #[error("the contract cannot be mapped to Parquet columns: {0}")]
     Schema(String),
 }
@@ -112,7 +114,12 @@ impl Encoder {
                     &event,
                     record.payload.as_deref().unwrap_or_default(),
                 )?,
-                FormatWriter::Parquet(w) => w.push(partition, record.offset, event)?,
+                FormatWriter::Parquet(w) => w.push(
+                    partition,
+                    record.offset,
+                    event,
+                    record.payload.as_deref().unwrap_or_default(),
+                )?,
             }
         }
         let Some(stats) = stats else {

@@ -216,7 +216,18 @@ impl ParquetFileWriter {
         })
     }
 
-    pub fn push(&mut self, partition: i32, offset: i64, event: ValidEvent) -> Result<(), EncodeError> {
+    /// Adds one row: `payload` is parsed here unless classification already parsed the event.
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: ValidEvent,
+        payload: &[u8],
+    ) -> Result<(), EncodeError> {
+        let mut fields = match event.parsed {
+            Some(fields) => fields,
+            None => serde_json::from_slice(payload).map_err(EncodeError::Json)?,
+        };
         self.partition.append_value(partition);
         self.offset.append_value(offset);
         self.timestamp.append_value(event.timestamp);
@@ -224,7 +235,6 @@ impl ParquetFileWriter {
         self.event_id.append_option(event.event_id.as_deref());
         self.schema_version
             .append_value(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
-        let mut fields = event.fields;
         let mut extra = Map::new();
         for ((name, kind), builder) in self.columns.columns.iter().zip(&mut self.values) {
             if let Some(misfit) = builder.append(*kind, fields.remove(name)) {

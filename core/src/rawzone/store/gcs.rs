@@ -206,7 +206,7 @@ impl GcsStore {
                 operation: "delete",
                 bucket: self.bucket.clone(),
                 object,
-                failure,
+                failure: Box::new(failure),
             })
     }
 }

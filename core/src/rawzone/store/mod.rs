@@ -67,7 +67,7 @@ pub enum StoreError {
         bucket: String,
         object: String,
         #[source]
-        failure: gcs_json::JsonFailure,
+        failure: Box<gcs_json::JsonFailure>,
     },
     #[cfg(feature = "gcs")]
     #[error("creating the GCS client: {0}")]

@@ -1,0 +1,258 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::contract::Contract;
+use crate::names::DatasetName;
+
+const RESERVED: [&str; 2] = ["_offset", "_key"];
+
+fn orders() -> Contract {
+    let schema: Value = serde_json::from_str(include_str!("../../../../contracts/orders.v1.json"))
+        .expect("the shipped contract is JSON");
+    Contract::from_schema(DatasetName::new("orders").expect("name"), 1, schema).expect("contract")
+}
+
+fn contract(schema: Value) -> Contract {
+    Contract::from_schema(DatasetName::new("t").expect("name"), 1, schema).expect("contract")
+}
+
+/// The full validator's answer to the same question the fast check answers.
+fn full_check(contract: &Contract, payload: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(fields)) => {
+            !RESERVED.iter().any(|r| fields.contains_key(*r))
+                && contract.violations(&Value::Object(fields)).is_empty()
+        }
+        _ => false,
+    }
+}
+
+/// Asserts the one rule (fast "valid" implies full "valid"); returns the fast answer.
+fn sound(contract: &Contract, payload: &[u8]) -> bool {
+    let fast = contract.certainly_valid(payload, &RESERVED);
+    assert!(
+        !fast || full_check(contract, payload),
+        "the fast check accepted what the full validator rejects: {}",
+        String::from_utf8_lossy(payload)
+    );
+    fast
+}
+
+fn order() -> Value {
+    json!({
+        "order_id": "o-1", "customer_id": "c-1", "amount": "19.98", "currency": "EUR",
+        "created_at": "2025-01-02T10:00:00Z",
+        "line_items": [{"sku": "sku-1", "quantity": 2, "unit_price": "9.99"}]
+    })
+}
+
+/// The event with the value at `pointer` set (a missing last segment is added to its object).
+fn with(mut event: Value, pointer: &str, value: Value) -> Vec<u8> {
+    let (parent, last) = pointer.rsplit_once('/').expect("a pointer");
+    match event.pointer_mut(parent).expect("parent") {
+        Value::Object(fields) => {
+            fields.insert(last.to_owned(), value);
+        }
+        Value::Array(items) => items[last.parse::<usize>().expect("index")] = value,
+        other => panic!("cannot set {pointer} in {other}"),
+    }
+    serde_json::to_vec(&event).expect("serialize")
+}
+
+#[test]
+fn the_shipped_contract_has_a_fast_check_that_accepts_valid_orders() {
+    let c = orders();
+    assert_eq!(c.fast_check_unsupported(), None);
+    assert!(sound(&c, &serde_json::to_vec(&order()).expect("json")));
+    let spaced = b" {\n \"order_id\" : \"o-2\", \"customer_id\":\"c\", \"amount\":\"0\", \"currency\":\"\\u0055SD\",\n \"created_at\":\"2024-02-29T23:59:59.123+05:30\", \"line_items\":[{\"sku\":\"\xc3\xa9\",\"quantity\":1,\"unit_price\":\"0.5\"}]}\n";
+    assert!(sound(&c, spaced));
+}
+
+#[test]
+fn invalid_or_doubtful_orders_are_left_to_the_full_validator() {
+    let c = orders();
+    let not_sure = [
+        with(order(), "/currency", json!("eur")),
+        with(order(), "/amount", json!(19.98)),
+        with(order(), "/line_items", json!([])),
+        with(order(), "/line_items/0/quantity", json!(0)),
+        with(order(), "/line_items/0/extra", json!(1)),
+        with(order(), "/created_at", json!("2025-02-29T10:00:00Z")),
+        with(order(), "/created_at", json!("2025-01-02 10:00:00Z")),
+        with(order(), "/order_id", json!("")),
+        with(order(), "/order_id", json!("é".repeat(65))),
+        with(order(), "/_offset", json!(1)),
+        br#"{"order_id":"o","order_id":"","customer_id":"c","amount":"1","currency":"EUR","created_at":"2025-01-02T10:00:00Z","line_items":[{"sku":"s","quantity":1,"unit_price":"1"}]}"#.to_vec(),
+        b"[1]".to_vec(),
+        b"{} {}".to_vec(),
+        b"not json".to_vec(),
+    ];
+    for payload in &not_sure {
+        assert!(!sound(&c, payload), "{}", String::from_utf8_lossy(payload));
+    }
+    // Valid to the full validator, but not modelled exactly: integral floats, leap seconds, lower case.
+    for doubtful in [
+        with(order(), "/line_items/0/quantity", json!(2.0)),
+        with(order(), "/created_at", json!("2016-12-31T23:59:60Z")),
+        with(order(), "/created_at", json!("2025-01-02t10:00:00z")),
+    ] {
+        assert!(full_check(&c, &doubtful));
+        assert!(!sound(&c, &doubtful));
+    }
+    // Code points, not bytes: 64 two-byte characters are within maxLength 64.
+    assert!(sound(&c, &with(order(), "/order_id", json!("é".repeat(64)))));
+}
+
+/// A tiny deterministic generator: the differential test needs variety, not cryptography.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SPLICES: [&str; 24] = [
+    "\"",
+    "0",
+    "1",
+    "-1",
+    "9",
+    ".",
+    "e5",
+    "1.0",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    ",",
+    ":",
+    "\\u00e9",
+    "é",
+    "Z",
+    "T",
+    "60",
+    "+01:00",
+    "\"x\":1",
+    "\"_key\":1",
+    "A",
+    " ",
+];
+
+#[test]
+fn mutated_events_never_pass_the_fast_check_when_the_full_validator_rejects_them() {
+    let c = orders();
+    let rich = contract(json!({
+        "type": "object",
+        "x-streamlake-partition-key": "id",
+        "required": ["id"],
+        "properties": {
+            "id": {"type": ["string", "integer"], "maxLength": 3},
+            "kind": {"enum": ["a", "b"]},
+            "score": {"type": "number", "minimum": -1.5, "exclusiveMaximum": 10},
+            "count": {"type": "integer", "maximum": 100},
+            "flag": {"type": ["boolean", "null"]},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+(-[a-z0-9]+)*$"}, "maxItems": 3},
+            "at": {"type": "string", "format": "date-time"}
+        },
+        "additionalProperties": {"type": "object"}
+    }));
+    assert_eq!(rich.fast_check_unsupported(), None);
+    let seeds: Vec<(&Contract, String)> = vec![
+        (&c, order().to_string()),
+        (
+            &c,
+            String::from_utf8(with(order(), "/line_items/0/sku", json!("é-ü"))).expect("UTF-8"),
+        ),
+        (
+            &rich,
+            r#"{"id":"ab","kind":"a","score":-1.5,"count":100,"flag":null,"tags":["x","y-1"],"at":"2000-02-29T00:00:00.5-12:00","more":{"k":[1]}}"#.to_owned(),
+        ),
+        (&rich, r#"{"id":12,"score":9.99,"flag":true}"#.to_owned()),
+    ];
+    let mut rng = XorShift(0x5eed_1234_abcd_0001);
+    let (mut fast_valid, mut total) = (0, 0);
+    for (contract, seed) in &seeds {
+        assert!(sound(contract, seed.as_bytes()), "seed must be valid: {seed}");
+        for _ in 0..4000 {
+            let mut text = seed.clone().into_bytes();
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(text.len() + 1);
+                match rng.below(3) {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 if at < text.len() => {
+                        let splice = SPLICES[rng.below(SPLICES.len())].as_bytes();
+                        text.splice(at..at + 1, splice.iter().copied());
+                    }
+                    _ => {
+                        let splice = SPLICES[rng.below(SPLICES.len())].as_bytes();
+                        text.splice(at..at, splice.iter().copied());
+                    }
+                }
+            }
+            total += 1;
+            if sound(contract, &text) {
+                fast_valid += 1;
+            }
+        }
+    }
+    // Some mutations keep the event valid (inside a string, whitespace): the fast path is exercised.
+    assert!(
+        fast_valid > total / 50,
+        "only {fast_valid} of {total} mutated events passed the fast check"
+    );
+}
+
+#[test]
+fn contracts_with_keywords_it_does_not_model_get_no_fast_check() {
+    for schema in [
+        json!({"type": "object", "allOf": [{"required": ["a"]}]}),
+        json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}}, "$defs": {"x": {}}}),
+        json!({"type": "object", "properties": {"a": {"format": "email"}}}),
+        json!({"type": "object", "properties": {"a": {"pattern": "^a.c$"}}}),
+        json!({"type": "object", "properties": {"a": {"pattern": "^\\w+$"}}}),
+        json!({"type": "object", "properties": {"a": {"pattern": "^[^a]$"}}}),
+        json!({"type": "object", "properties": {"a": {"pattern": "^[[:alpha:]]$"}}}),
+        json!({"type": "object", "properties": {"a": {"pattern": "\\<a"}}}),
+        json!({"type": "object", "properties": {"a": {"enum": [1, "a"]}}}),
+        json!({"type": "object", "properties": {"a": {"items": [{"type": "string"}]}}}),
+        json!({"type": "object", "properties": {"a": {"minimum": 9007199254740993_u64}}}),
+        json!({"type": "object", "properties": {"a": false}}),
+    ] {
+        assert!(FastSchema::compile(&schema).is_err(), "{schema}");
+    }
+}
+
+#[test]
+fn date_times_are_a_strict_subset_of_rfc_3339() {
+    for ok in [
+        "2025-01-02T10:00:00Z",
+        "2024-02-29T00:00:00.000001+14:00",
+        "1999-12-31T23:59:59-00:00",
+    ] {
+        assert!(is_date_time(ok), "{ok}");
+    }
+    for no in [
+        "2025-01-02T10:00:00",
+        "2025-13-02T10:00:00Z",
+        "2023-02-29T10:00:00Z",
+        "2025-01-02T24:00:00Z",
+        "2025-01-02T10:00:00.Z",
+        "2025-01-02T10:00:00+1:00",
+        "2025-01-02T10:00:00+01:60",
+        "2025-01-02T10:00:00Zjunk",
+        "2025-1-02T10:00:00Z",
+        "",
+    ] {
+        assert!(!is_date_time(no), "{no}");
+    }
+}
