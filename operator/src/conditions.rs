@@ -64,6 +64,27 @@ pub struct Ending<'a, P> {
     pub message: &'a str,
 }
 
+impl<'a, P> Ending<'a, P> {
+    /// The ending of a run whose outcome is its message: phase and reason `succeeded` on success, else
+    /// phase `failed` with reason `Failed`.
+    pub fn of(outcome: &'a Result<String, String>, succeeded: (P, &'a str), failed: P) -> Self {
+        match outcome {
+            Ok(message) => Self {
+                phase: succeeded.0,
+                succeeded: true,
+                reason: succeeded.1,
+                message,
+            },
+            Err(message) => Self {
+                phase: failed,
+                succeeded: false,
+                reason: "Failed",
+                message,
+            },
+        }
+    }
+}
+
 impl<P: Copy> Ending<'_, P> {
     /// Writes the ending into `status`: phase, reason, message, generation, completion time, and
     /// condition `condition` (True on success, False otherwise).
@@ -162,6 +183,22 @@ mod tests {
         assert_eq!(conditions.len(), 2);
         assert_eq!(conditions[0].last_transition_time, Time(t(1)));
         assert_eq!(conditions[1].last_transition_time, Time(t(2)));
+    }
+
+    #[test]
+    fn an_outcome_becomes_its_ending() {
+        let passed = Ok("all good".to_owned());
+        let ending = Ending::of(&passed, (1, "Passed"), 2);
+        assert_eq!(
+            (ending.phase, ending.succeeded, ending.reason, ending.message),
+            (1, true, "Passed", "all good")
+        );
+        let failed = Err("broken".to_owned());
+        let ending = Ending::of(&failed, (1, "Passed"), 2);
+        assert_eq!(
+            (ending.phase, ending.succeeded, ending.reason, ending.message),
+            (2, false, "Failed", "broken")
+        );
     }
 
     #[test]

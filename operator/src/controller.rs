@@ -188,6 +188,31 @@ where
     result
 }
 
+/// Ends a run: writes `status`, which records `ending`, and announces it; the phase metric counts
+/// `entered`. Nothing is left to do, so the object waits for a change.
+pub async fn finish<K: Kind, P>(
+    client: &kube::Client,
+    reporting: &Reporting<'_>,
+    object: &K,
+    status: &impl Serialize,
+    ending: &Ending<'_, P>,
+    entered: &str,
+) -> Result<Requeue, CommonError> {
+    write_status(client, object, status).await?;
+    reporting.ended(object, entered, ending).await;
+    Ok(Requeue::await_change())
+}
+
+/// Writes `object`'s status (see [`patch_status`]).
+pub async fn write_status<K: Kind>(
+    client: &kube::Client,
+    object: &K,
+    status: &impl Serialize,
+) -> Result<(), CommonError> {
+    let namespace = object.namespace().unwrap_or_default();
+    patch_status::<K>(client, &namespace, &object.name_any(), status).await
+}
+
 /// Marks an object that does not deserialize Failed (`MalformedObject`), saying why.
 pub async fn mark_malformed<K: Kind>(
     client: &kube::Client,

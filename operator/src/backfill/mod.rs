@@ -324,12 +324,10 @@ async fn finish(
     if let Some(Time(started)) = &status.common.started_at {
         status.duration_seconds = Some(now.duration_since(*started).as_secs());
     }
-    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
-    write_status(ctx, &namespace, &name, &status).await?;
     // The reason says which failure; the phase metric counts only Succeeded and Failed.
     let entered = if ending.succeeded { "Succeeded" } else { "Failed" };
-    ctx.reporting().ended(backfill, entered, &ending).await;
-    Ok(Requeue::await_change())
+    let reporting = ctx.reporting();
+    Ok(controller::finish(&ctx.client, &reporting, backfill, &status, &ending, entered).await?)
 }
 
 /// Records a Backfill that started (Running), and says so in an Event.
@@ -338,21 +336,10 @@ async fn announce_running(
     backfill: &Backfill,
     status: &BackfillStatus,
 ) -> Result<(), Error> {
-    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
-    write_status(ctx, &namespace, &name, status).await?;
+    controller::write_status(&ctx.client, backfill, status).await?;
     let message = status.common.message.as_deref().unwrap_or_default();
     ctx.reporting()
         .event(&backfill.object_ref(&()), false, "Running", message)
         .await;
-    Ok(())
-}
-
-async fn write_status(
-    ctx: &BackfillContext,
-    namespace: &str,
-    name: &str,
-    status: &BackfillStatus,
-) -> Result<(), Error> {
-    controller::patch_status::<Backfill>(&ctx.client, namespace, name, status).await?;
     Ok(())
 }

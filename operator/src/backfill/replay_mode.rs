@@ -24,7 +24,8 @@ use serde_json::json;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetError;
 
-use super::{BackfillContext, Error, KIND, announce_running, finish, write_status};
+use super::{BackfillContext, Error, KIND, announce_running, finish};
+use crate::controller;
 use crate::crd::backfill::BackfillPhase;
 use crate::crd::replay::{ReplayFrom, ReplayPhase, ReplayTo};
 use crate::crd::{
@@ -204,7 +205,7 @@ pub(super) async fn watch(
     backfill: &Backfill,
     mut status: BackfillStatus,
 ) -> Result<Requeue, Error> {
-    let (namespace, name) = (backfill.namespace().unwrap_or_default(), backfill.name_any());
+    let namespace = backfill.namespace().unwrap_or_default();
     let replay_name = status.replay_name.clone().unwrap_or_default();
     let replays: Api<Replay> = Api::namespaced(ctx.client.clone(), &namespace);
     let Some(replay) = replays.get_opt(&replay_name).await.map_err(Error::ReadReplay)? else {
@@ -233,7 +234,7 @@ pub(super) async fn watch(
             if changed {
                 status.common.message = Some(message);
                 status.progress = progress.or(status.progress);
-                write_status(ctx, &namespace, &name, &status).await?;
+                controller::write_status(&ctx.client, backfill, &status).await?;
             }
             Ok(Requeue::requeue(POLL))
         }

@@ -150,7 +150,7 @@ async fn inspect(inspection: &DlqInspection, ctx: &DlqContext) -> Result<Requeue
         status.redrive_topic = request.redrive.as_ref().map(|r| r.topic.clone());
         status.redrive_start_offsets = plan.redrive_start;
         status.progress = Some("reading".into());
-        write_status(ctx, &namespace, &name, &status).await?;
+        controller::write_status(&ctx.client, inspection, &status).await?;
         ctx.metrics.entered(KIND, "Running");
     }
 
@@ -404,40 +404,23 @@ async fn finish(
     mut status: DlqInspectionStatus,
     outcome: Result<String, String>,
 ) -> Result<Requeue, Error> {
-    let (phase, reason, message) = match outcome {
-        Ok(message) => (DlqInspectionPhase::Succeeded, "Succeeded", message),
-        Err(message) => (DlqInspectionPhase::Failed, "Failed", message),
-    };
-    let ending = Ending {
-        phase,
-        succeeded: phase == DlqInspectionPhase::Succeeded,
-        reason,
-        message: &message,
-    };
+    let succeeded = (DlqInspectionPhase::Succeeded, "Succeeded");
+    let ending = Ending::of(&outcome, succeeded, DlqInspectionPhase::Failed);
     let now = Timestamp::now();
     status.common.started_at = status.common.started_at.or(Some(Time(now)));
-    ending.record(
-        &mut status.common,
-        "Complete",
-        inspection.metadata.generation,
-        now,
-    );
-    let (namespace, name) = (inspection.namespace().unwrap_or_default(), inspection.name_any());
-    write_status(ctx, &namespace, &name, &status).await?;
+    let generation = inspection.metadata.generation;
+    ending.record(&mut status.common, "Complete", generation, now);
     let reporting = Reporting {
         action: "Inspect",
         ..ctx.reporting()
     };
-    reporting.ended(inspection, reason, &ending).await;
-    Ok(Requeue::await_change())
-}
-
-async fn write_status(
-    ctx: &DlqContext,
-    namespace: &str,
-    name: &str,
-    status: &DlqInspectionStatus,
-) -> Result<(), Error> {
-    controller::patch_status::<DlqInspection>(&ctx.client, namespace, name, status).await?;
-    Ok(())
+    Ok(controller::finish(
+        &ctx.client,
+        &reporting,
+        inspection,
+        &status,
+        &ending,
+        ending.reason,
+    )
+    .await?)
 }

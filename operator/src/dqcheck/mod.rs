@@ -249,40 +249,14 @@ async fn finish(
     mut status: DqCheckStatus,
     outcome: Result<String, String>,
 ) -> Result<Requeue, Error> {
-    let (phase, reason, message) = match outcome {
-        Ok(message) => (DqCheckPhase::Passed, "Passed", message),
-        Err(message) => (DqCheckPhase::Failed, "Failed", message),
-    };
-    let ending = Ending {
-        phase,
-        succeeded: phase == DqCheckPhase::Passed,
-        reason,
-        message: &message,
-    };
-    ending.record(
-        &mut status.common,
-        "Passed",
-        check.metadata.generation,
-        Timestamp::now(),
-    );
-    let (namespace, name) = (check.namespace().unwrap_or_default(), check.name_any());
-    write_status(ctx, &namespace, &name, &status).await?;
+    let ending = Ending::of(&outcome, (DqCheckPhase::Passed, "Passed"), DqCheckPhase::Failed);
+    let generation = check.metadata.generation;
+    ending.record(&mut status.common, "Passed", generation, Timestamp::now());
     let reporting = Reporting {
         action: "Check",
         ..ctx.reporting()
     };
-    reporting.ended(check, reason, &ending).await;
-    Ok(Requeue::await_change())
-}
-
-async fn write_status(
-    ctx: &DqContext,
-    namespace: &str,
-    name: &str,
-    status: &DqCheckStatus,
-) -> Result<(), Error> {
-    controller::patch_status::<DqCheck>(&ctx.client, namespace, name, status).await?;
-    Ok(())
+    Ok(controller::finish(&ctx.client, &reporting, check, &status, &ending, ending.reason).await?)
 }
 
 #[cfg(test)]

@@ -116,9 +116,7 @@ where
 
 /// Writes the whole status with server-side apply: fields left out are dropped, since this manager owns them.
 pub async fn write_status(ctx: &Context, replay: &Replay, status: &ReplayStatus) -> Result<(), Error> {
-    let (namespace, name) = (replay.namespace().unwrap_or_default(), replay.name_any());
-    controller::patch_status::<Replay>(&ctx.client, &namespace, &name, status).await?;
-    Ok(())
+    Ok(controller::write_status(&ctx.client, replay, status).await?)
 }
 
 /// Publishes an Event about the Replay. A lost Event is logged, and does not fail the reconcile.
