@@ -21,7 +21,8 @@ use streamlake_operator::crd::backfill::{BackfillPhase, BackfillStatus};
 use streamlake_operator::crd::{Backfill, Replay, ReplayPhase};
 use streamlake_testkit::{unique_name, wait_until};
 
-use common::{Operator, TestNamespace, consumer_labels, kafka, operator_kubeconfig, scratch_dir};
+use common::dataset::TestDataset;
+use common::{Operator, TestNamespace, consumer_labels, kafka};
 
 const DAY: &str = "2026-11-01";
 /// 2026-11-01T10:00:00Z; record i of a partition is i seconds later.
@@ -169,21 +170,14 @@ async fn run_backfill_within(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
-    let client = common::admin().await;
-    common::install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "bf").await;
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-
-    let dataset = unique_name("bf");
-    let name = DatasetName::new(dataset.clone()).expect("dataset name");
-    let scratch = scratch_dir(&ns.name);
-    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    std::fs::create_dir_all(&contracts).expect("contracts dir");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/orders.v1.json"),
-        contracts.join(format!("{dataset}.v1.json")),
-    )
-    .expect("contract copied");
+    let TestDataset {
+        ns,
+        kubeconfig,
+        dataset,
+        name,
+        lake,
+        contracts,
+    } = TestDataset::create("bf", "bf").await;
     kafka::create_topic(&name.raw_topic(), 2).await;
     produce(&name.raw_topic()).await;
     ns.api::<Deployment>()
@@ -291,22 +285,15 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_the_day() {
-    let client = common::admin().await;
-    common::install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "bf-replay").await;
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-
-    let dataset = unique_name("bfr");
-    let name = DatasetName::new(dataset.clone()).expect("dataset name");
+    let TestDataset {
+        ns,
+        kubeconfig,
+        dataset,
+        name,
+        lake,
+        contracts,
+    } = TestDataset::create("bf-replay", "bfr").await;
     let (topic, group) = (name.raw_topic(), name.consumer_group());
-    let scratch = scratch_dir(&ns.name);
-    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    std::fs::create_dir_all(&contracts).expect("contracts dir");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/orders.v1.json"),
-        contracts.join(format!("{dataset}.v1.json")),
-    )
-    .expect("contract copied");
     kafka::create_topic(&topic, 2).await;
     kafka::create_topic(&name.dlq_topic(), 1).await;
     produce(&topic).await;

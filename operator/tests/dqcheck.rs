@@ -28,7 +28,8 @@ use streamlake_operator::crd::DqCheck;
 use streamlake_operator::crd::dq_check::{CheckResult, DqCheckPhase, DqCheckStatus};
 use streamlake_testkit::{require_env, unique_name};
 
-use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
+use common::dataset::TestDataset;
+use common::{Operator, TestNamespace, kafka};
 
 const DAY: &str = "2026-11-01";
 const PER_PARTITION: i64 = 20;
@@ -214,17 +215,6 @@ async fn seed_day(store: &RawZoneStore, layout: &RawZoneLayout, name: &DatasetNa
     .await;
 }
 
-/// A contracts directory holding the orders contract under the dataset's name.
-fn contracts_for(dir: &Path, dataset: &str) {
-    std::fs::create_dir_all(dir).expect("contracts dir");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::copy(
-        repo.join("contracts/orders.v1.json"),
-        dir.join(format!("{dataset}.v1.json")),
-    )
-    .expect("contract copied");
-}
-
 async fn run_check(ns: &TestNamespace, name: &str, spec: Value) -> DqCheckStatus {
     let check: DqCheck = common::run_to_end(ns, name, spec, Duration::from_secs(60)).await;
     check.status.expect("status")
@@ -250,16 +240,14 @@ fn check<'a>(status: &'a DqCheckStatus, name: &str) -> &'a CheckResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
-    let client = common::admin().await;
-    common::install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "dq").await;
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-
-    let dataset = unique_name("dq");
-    let name = DatasetName::new(dataset.clone()).expect("dataset name");
-    let scratch = scratch_dir(&ns.name);
-    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    contracts_for(&contracts, &dataset);
+    let TestDataset {
+        ns,
+        kubeconfig,
+        dataset,
+        name,
+        lake,
+        contracts,
+    } = TestDataset::create("dq", "dq").await;
 
     let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
     let layout = RawZoneLayout::new(name.clone());
@@ -366,15 +354,14 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
 async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     let emulator = require_env("STORAGE_EMULATOR_HOST");
     let bucket = require_env("STREAMLAKE_GCS_BUCKET");
-    let client = common::admin().await;
-    common::install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "dq-gcs").await;
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-
-    let dataset = unique_name("dqg");
-    let name = DatasetName::new(dataset.clone()).expect("dataset name");
-    let contracts = scratch_dir(&ns.name).join("contracts");
-    contracts_for(&contracts, &dataset);
+    let TestDataset {
+        ns,
+        kubeconfig,
+        dataset,
+        name,
+        contracts,
+        ..
+    } = TestDataset::create("dq-gcs", "dqg").await;
     let location = format!("gs://{bucket}/operator-tests/{}", ns.name);
     let options = GcsOptions {
         endpoint: Some(emulator.clone()),
@@ -466,16 +453,14 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
-    let client = common::admin().await;
-    common::install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "dq-formats").await;
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-
-    let dataset = unique_name("dqf");
-    let name = DatasetName::new(dataset.clone()).expect("dataset name");
-    let scratch = scratch_dir(&ns.name);
-    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    contracts_for(&contracts, &dataset);
+    let TestDataset {
+        ns,
+        kubeconfig,
+        dataset,
+        name,
+        lake,
+        contracts,
+    } = TestDataset::create("dq-formats", "dqf").await;
     let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
     let layout = RawZoneLayout::new(name.clone());
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod autoscalers;
+pub mod dataset;
 pub mod kafka;
 
 use std::net::{SocketAddr, TcpListener};
