@@ -170,33 +170,27 @@ async fn run_backfill_within(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
-    let TestDataset {
-        ns,
-        kubeconfig,
-        dataset,
-        name,
-        lake,
-        contracts,
-    } = TestDataset::create("bf", "bf").await;
-    kafka::create_topic(&name.raw_topic(), 2).await;
-    produce(&name.raw_topic()).await;
-    ns.api::<Deployment>()
+    let test = TestDataset::create("bf", "bf").await;
+    kafka::create_topic(&test.name.raw_topic(), 2).await;
+    produce(&test.name.raw_topic()).await;
+    test.ns
+        .api::<Deployment>()
         .create(
             &PostParams::default(),
-            &consumer_deployment(&dataset, &lake, &contracts, 0),
+            &consumer_deployment(&test.dataset, &test.lake, &test.contracts, 0),
         )
         .await
         .expect("consumer Deployment");
     // The operator reads the Jobs' run summaries from the same raw zone the consumer writes.
     let _operator = Operator::start_with_env(
-        &kubeconfig,
-        &ns.name,
+        &test.kubeconfig,
+        &test.ns.name,
         "bf-operator",
-        &[("STREAMLAKE_RAW_ZONE", &lake)],
+        &[("STREAMLAKE_RAW_ZONE", &test.lake)],
     );
-    let day = json!({"dataset": dataset, "startDate": DAY, "endDate": DAY});
+    let day = json!({"dataset": test.dataset, "startDate": DAY, "endDate": DAY});
 
-    let first = run_backfill(&ns, "first", day.clone()).await;
+    let first = run_backfill(&test.ns, "first", day.clone()).await;
     assert_eq!(first.common.phase, Some(BackfillPhase::Succeeded), "{first:?}");
     let ranges: Vec<(i32, i64, i64)> = first
         .ranges
@@ -208,7 +202,7 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     assert_eq!(first.records_already_landed, Some(0), "{first:?}");
     assert!(first.files_written.is_some_and(|f| f > 0), "{first:?}");
     assert_eq!(first.job_name.as_deref(), Some("backfill-first"));
-    let (files, rows) = landed(&lake, &name);
+    let (files, rows) = landed(&test.lake, &test.name);
     let expected: Vec<(i64, i64)> = (0..2)
         .flat_map(|p| (0..PER_PARTITION).map(move |o| (p, o)))
         .collect();
@@ -217,16 +211,18 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         "every record of the day once, none of the next day"
     );
 
-    let layout = RawZoneLayout::new(name.clone());
-    let day_dir = lake.join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
+    let layout = RawZoneLayout::new(test.name.clone());
+    let day_dir = test
+        .lake
+        .join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
     std::fs::remove_dir_all(&day_dir).expect("day deleted");
-    let restore = run_backfill(&ns, "restore", day.clone()).await;
+    let restore = run_backfill(&test.ns, "restore", day.clone()).await;
     assert_eq!(
         restore.common.phase,
         Some(BackfillPhase::Succeeded),
         "{restore:?}"
     );
-    let (restored_files, restored_rows) = landed(&lake, &name);
+    let (restored_files, restored_rows) = landed(&test.lake, &test.name);
     assert_eq!(restored_rows, expected, "same records, no duplicates");
     let restored = i64::try_from(restored_rows.len()).expect("count");
     assert_eq!(restore.records_written, Some(restored), "{restore:?}");
@@ -242,17 +238,17 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         "the same rows as the first landing"
     );
 
-    let again = run_backfill(&ns, "again", day).await;
+    let again = run_backfill(&test.ns, "again", day).await;
     assert_eq!(again.common.phase, Some(BackfillPhase::Succeeded), "{again:?}");
     assert_eq!(again.records_written, Some(0), "the day is complete: {again:?}");
     assert_eq!(again.records_already_landed, Some(2 * PER_PARTITION), "{again:?}");
     assert_eq!(again.files_written, Some(0), "{again:?}");
-    assert_eq!(landed(&lake, &name).1, expected, "still no duplicates");
+    assert_eq!(landed(&test.lake, &test.name).1, expected, "still no duplicates");
 
     let other_topic = run_backfill(
-        &ns,
+        &test.ns,
         "other-topic",
-        json!({"dataset": dataset, "topic": "streamlake.other.raw", "startDate": DAY, "endDate": DAY}),
+        json!({"dataset": test.dataset, "topic": "streamlake.other.raw", "startDate": DAY, "endDate": DAY}),
     )
     .await;
     assert_eq!(
@@ -263,9 +259,9 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     assert_eq!(other_topic.common.reason.as_deref(), Some("TopicNotSupported"));
 
     let broken = run_backfill(
-        &ns,
+        &test.ns,
         "broken",
-        json!({"dataset": dataset, "offsets": [{"partition": 7, "start": 0, "end": 5}]}),
+        json!({"dataset": test.dataset, "offsets": [{"partition": 7, "start": 0, "end": 5}]}),
     )
     .await;
     assert_eq!(broken.common.phase, Some(BackfillPhase::Failed), "{broken:?}");
@@ -280,25 +276,18 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         "{broken:?}"
     );
 
-    ns.delete().await;
+    test.ns.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_the_day() {
-    let TestDataset {
-        ns,
-        kubeconfig,
-        dataset,
-        name,
-        lake,
-        contracts,
-    } = TestDataset::create("bf-replay", "bfr").await;
-    let (topic, group) = (name.raw_topic(), name.consumer_group());
+    let test = TestDataset::create("bf-replay", "bfr").await;
+    let (topic, group) = (test.name.raw_topic(), test.name.consumer_group());
     kafka::create_topic(&topic, 2).await;
-    kafka::create_topic(&name.dlq_topic(), 1).await;
+    kafka::create_topic(&test.name.dlq_topic(), 1).await;
     produce(&topic).await;
-    let deployment = consumer_deployment(&dataset, &lake, &contracts, 1);
-    common::create_deployment(&ns, &deployment).await;
+    let deployment = consumer_deployment(&test.dataset, &test.lake, &test.contracts, 1);
+    common::create_deployment(&test.ns, &deployment).await;
     let log_end: BTreeMap<i32, i64> = (0..2).map(|p| (p, PER_PARTITION + 1)).collect();
     wait_until(
         "the live consumer landed and committed every record",
@@ -306,20 +295,22 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         || async { kafka::committed(&group, &topic).await == log_end },
     )
     .await;
-    let (files, rows) = landed(&lake, &name);
+    let (files, rows) = landed(&test.lake, &test.name);
     let expected: Vec<(i64, i64)> = (0..2)
         .flat_map(|p| (0..PER_PARTITION).map(move |o| (p, o)))
         .collect();
     assert_eq!(rows, expected, "the live consumer landed the day once");
 
-    let layout = RawZoneLayout::new(name.clone());
-    let day_dir = lake.join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
+    let layout = RawZoneLayout::new(test.name.clone());
+    let day_dir = test
+        .lake
+        .join(layout.date_prefix(DAY.parse::<IngestionDate>().expect("date")));
     std::fs::remove_dir_all(&day_dir).expect("day deleted");
-    let _operator = Operator::start(&kubeconfig, &ns.name, "bf-replay-operator");
+    let _operator = Operator::start(&test.kubeconfig, &test.ns.name, "bf-replay-operator");
     let status = run_backfill_within(
-        &ns,
+        &test.ns,
         "day",
-        json!({"dataset": dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
+        json!({"dataset": test.dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
         Duration::from_secs(240),
     )
     .await;
@@ -335,7 +326,8 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
     assert_eq!(ranges, [(0, 0, PER_PARTITION), (1, 0, PER_PARTITION)]);
 
     // The child Replay reset the group to the day's start and ended at the day's end.
-    let replay: Replay = ns
+    let replay: Replay = test
+        .ns
         .api::<Replay>()
         .get("backfill-day")
         .await
@@ -351,7 +343,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
     let owner = replay.metadata.owner_references.unwrap_or_default();
     assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("Backfill"));
 
-    let (restored_files, restored_rows) = landed(&lake, &name);
+    let (restored_files, restored_rows) = landed(&test.lake, &test.name);
     assert_eq!(restored_rows, expected, "same records, no duplicates");
     assert_eq!(
         lines(&restored_files),
@@ -369,17 +361,17 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         log_end,
         "kafka-consumer-groups agrees"
     );
-    common::wait_replicas(&ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
+    common::wait_replicas(&test.ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
 
     // Deleted mid-way (a member outside Kubernetes keeps the group from emptying): the Backfill's
     // Replay goes with it, and the Replay's finalizer gives the consumers back.
     let holder = kafka::GroupMember::join_with(&group, &topic, "cooperative-sticky", 1).await;
     let held: Backfill = serde_json::from_value(json!({
         "apiVersion": "streamlake.io/v1alpha1", "kind": "Backfill", "metadata": {"name": "held"},
-        "spec": {"dataset": dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}
+        "spec": {"dataset": test.dataset, "startDate": DAY, "endDate": DAY, "mode": "Replay"}
     }))
     .expect("backfill");
-    let backfills: Api<Backfill> = ns.api();
+    let backfills: Api<Backfill> = test.ns.api();
     backfills
         .create(&PostParams::default(), &held)
         .await
@@ -395,7 +387,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
                 .and_then(|b| b.status)
                 .and_then(|s| s.common.message)
                 .is_some_and(|m| m.contains("Replay backfill-held is WaitingForGroupEmpty"));
-            mirrored && common::spec_replicas(&ns, &deployment.name_any()).await == Some(0)
+            mirrored && common::spec_replicas(&test.ns, &deployment.name_any()).await == Some(0)
         },
     )
     .await;
@@ -403,18 +395,18 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         .delete("held", &Default::default())
         .await
         .expect("Backfill deleted");
-    let replays: Api<Replay> = ns.api();
+    let replays: Api<Replay> = test.ns.api();
     wait_until(
         "the Replay is deleted with its Backfill",
         Duration::from_secs(60),
         || async { replays.get_opt("backfill-held").await.ok().flatten().is_none() },
     )
     .await;
-    common::wait_replicas(&ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
+    common::wait_replicas(&test.ns, &deployment.name_any(), 1, Duration::from_secs(60)).await;
     holder.leave();
 
     let missing = run_backfill(
-        &ns,
+        &test.ns,
         "no-topic",
         json!({"dataset": unique_name("nosuch"), "startDate": DAY, "endDate": DAY, "mode": "Replay"}),
     )
@@ -431,5 +423,5 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
         "{missing:?}"
     );
 
-    ns.delete().await;
+    test.ns.delete().await;
 }

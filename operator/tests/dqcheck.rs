@@ -240,30 +240,23 @@ fn check<'a>(status: &'a DqCheckStatus, name: &str) -> &'a CheckResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
-    let TestDataset {
-        ns,
-        kubeconfig,
-        dataset,
-        name,
-        lake,
-        contracts,
-    } = TestDataset::create("dq", "dq").await;
+    let test = TestDataset::create("dq", "dq").await;
 
-    let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
-    let layout = RawZoneLayout::new(name.clone());
-    seed_day(&store, &layout, &name).await;
+    let store = RawZoneStore::Local(LocalStore::new(test.lake.clone()));
+    let layout = RawZoneLayout::new(test.name.clone());
+    seed_day(&store, &layout, &test.name).await;
 
     let _operator = Operator::start_with_env(
-        &kubeconfig,
-        &ns.name,
+        &test.kubeconfig,
+        &test.ns.name,
         "dq-operator",
         &[
-            ("STREAMLAKE_RAW_ZONE", &lake),
-            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+            ("STREAMLAKE_RAW_ZONE", &test.lake),
+            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
         ],
     );
 
-    let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
+    let healthy = run_check(&test.ns, "healthy", all_checks(&test.dataset, DAY)).await;
     assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
     assert_eq!(healthy.checks.len(), 7);
     assert!(healthy.checks.iter().all(|c| c.passed), "{:?}", healthy.checks);
@@ -283,7 +276,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
         serde_json::from_slice(&std::fs::read(report_path).expect("report written")).expect("report json");
     assert_eq!(report["passed"], true);
 
-    let empty = run_check(&ns, "empty-day", all_checks(&dataset, "2026-10-27")).await;
+    let empty = run_check(&test.ns, "empty-day", all_checks(&test.dataset, "2026-10-27")).await;
     assert_eq!(empty.common.phase, Some(DqCheckPhase::Failed), "{empty:?}");
     assert!(
         empty.checks.iter().all(|c| !c.passed),
@@ -303,8 +296,8 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     let date: IngestionDate = DAY.parse().expect("date");
     let doc = load_metadata(&store, &layout, date).await.expect("metadata").doc;
     let removed = doc.partition_files(0)[1].clone();
-    std::fs::remove_file(lake.join(layout.data_file_key(date, &removed.path))).expect("file removed");
-    let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
+    std::fs::remove_file(test.lake.join(layout.data_file_key(date, &removed.path))).expect("file removed");
+    let missing = run_check(&test.ns, "missing-file", all_checks(&test.dataset, DAY)).await;
     assert_eq!(missing.common.phase, Some(DqCheckPhase::Failed), "{missing:?}");
     let continuity = check(&missing, "offsetContinuity");
     assert!(!continuity.passed);
@@ -324,8 +317,8 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
             .contains("offsetContinuity")
     );
 
-    std::fs::remove_file(lake.join(layout.metadata_key(date))).expect("metadata removed");
-    let no_metadata = run_check(&ns, "no-metadata", all_checks(&dataset, DAY)).await;
+    std::fs::remove_file(test.lake.join(layout.metadata_key(date))).expect("metadata removed");
+    let no_metadata = run_check(&test.ns, "no-metadata", all_checks(&test.dataset, DAY)).await;
     assert_eq!(
         no_metadata.common.phase,
         Some(DqCheckPhase::Failed),
@@ -337,7 +330,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
 
     // A dataset with no raw topic ends Failed at once, saying so, instead of being retried forever.
     let nosuch = unique_name("nosuch");
-    let no_topic = run_check(&ns, "no-topic", all_checks(&nosuch, DAY)).await;
+    let no_topic = run_check(&test.ns, "no-topic", all_checks(&nosuch, DAY)).await;
     assert_eq!(no_topic.common.phase, Some(DqCheckPhase::Failed), "{no_topic:?}");
     assert_eq!(
         no_topic.common.message.as_deref(),
@@ -347,22 +340,15 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
         )
     );
 
-    ns.delete().await;
+    test.ns.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     let emulator = require_env("STORAGE_EMULATOR_HOST");
     let bucket = require_env("STREAMLAKE_GCS_BUCKET");
-    let TestDataset {
-        ns,
-        kubeconfig,
-        dataset,
-        name,
-        contracts,
-        ..
-    } = TestDataset::create("dq-gcs", "dqg").await;
-    let location = format!("gs://{bucket}/operator-tests/{}", ns.name);
+    let test = TestDataset::create("dq-gcs", "dqg").await;
+    let location = format!("gs://{bucket}/operator-tests/{}", test.ns.name);
     let options = GcsOptions {
         endpoint: Some(emulator.clone()),
         anonymous: true,
@@ -371,20 +357,20 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     let store = RawZoneStore::open(&location.parse::<StoreLocation>().expect("location"), &options)
         .await
         .expect("a store on the GCS emulator");
-    let layout = RawZoneLayout::new(name.clone());
-    seed_day(&store, &layout, &name).await;
+    let layout = RawZoneLayout::new(test.name.clone());
+    seed_day(&store, &layout, &test.name).await;
 
     // The operator finds the emulator through STORAGE_EMULATOR_HOST, inherited like the consumer's.
     let _operator = Operator::start_with_env(
-        &kubeconfig,
-        &ns.name,
+        &test.kubeconfig,
+        &test.ns.name,
         "dq-gcs-operator",
         &[
             ("STREAMLAKE_RAW_ZONE", Path::new(&location)),
-            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
         ],
     );
-    let healthy = run_check(&ns, "healthy", all_checks(&dataset, DAY)).await;
+    let healthy = run_check(&test.ns, "healthy", all_checks(&test.dataset, DAY)).await;
     assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
     assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
     assert_eq!(
@@ -411,7 +397,7 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     // Through the JSON API: core's delete goes over gRPC, which the emulator does not serve.
     let object = format!(
         "operator-tests/{}/{}",
-        ns.name,
+        test.ns.name,
         layout.data_file_key(date, &removed.path)
     );
     let encoded: String = object
@@ -438,7 +424,7 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
             .expect("read")
             .is_none()
     );
-    let missing = run_check(&ns, "missing-file", all_checks(&dataset, DAY)).await;
+    let missing = run_check(&test.ns, "missing-file", all_checks(&test.dataset, DAY)).await;
     assert_eq!(missing.common.phase, Some(DqCheckPhase::Failed), "{missing:?}");
     assert_eq!(
         check(&missing, "offsetContinuity").observed,
@@ -448,25 +434,18 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
         )
     );
 
-    ns.delete().await;
+    test.ns.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
-    let TestDataset {
-        ns,
-        kubeconfig,
-        dataset,
-        name,
-        lake,
-        contracts,
-    } = TestDataset::create("dq-formats", "dqf").await;
-    let store = RawZoneStore::Local(LocalStore::new(lake.clone()));
-    let layout = RawZoneLayout::new(name.clone());
+    let test = TestDataset::create("dq-formats", "dqf").await;
+    let store = RawZoneStore::Local(LocalStore::new(test.lake.clone()));
+    let layout = RawZoneLayout::new(test.name.clone());
 
     // Partition 0 lands as Parquet, partition 1 as zstd then gzip JSON lines: every format in one day.
-    kafka::create_topic(&name.raw_topic(), 2).await;
-    let produced = produce(&name.raw_topic()).await;
+    kafka::create_topic(&test.name.raw_topic(), 2).await;
+    let produced = produce(&test.name.raw_topic()).await;
     for (partition, rows) in &produced {
         let half = rows.len() / 2;
         let formats = if *partition == 0 {
@@ -475,12 +454,12 @@ async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
             [FileFormat::JsonlZstd, FileFormat::JsonlGzip]
         };
         for (format, part) in formats.into_iter().zip([&rows[..half], &rows[half..]]) {
-            land_encoded(&store, &layout, &contracts, format, *partition, part).await;
+            land_encoded(&store, &layout, &test.contracts, format, *partition, part).await;
         }
     }
     kafka::commit(
-        &name.consumer_group(),
-        &name.raw_topic(),
+        &test.name.consumer_group(),
+        &test.name.raw_topic(),
         produced
             .iter()
             .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
@@ -489,17 +468,17 @@ async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
     .await;
 
     let _operator = Operator::start_with_env(
-        &kubeconfig,
-        &ns.name,
+        &test.kubeconfig,
+        &test.ns.name,
         "dq-operator",
         &[
-            ("STREAMLAKE_RAW_ZONE", &lake),
-            ("STREAMLAKE_CONTRACTS_DIR", &contracts),
+            ("STREAMLAKE_RAW_ZONE", &test.lake),
+            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
         ],
     );
-    let mut spec = all_checks(&dataset, DAY);
+    let mut spec = all_checks(&test.dataset, DAY);
     spec["checks"]["contractSample"]["size"] = json!(40);
-    let status = run_check(&ns, "formats", spec).await;
+    let status = run_check(&test.ns, "formats", spec).await;
     assert_eq!(status.common.phase, Some(DqCheckPhase::Passed), "{status:?}");
     assert!(status.checks.iter().all(|c| c.passed), "{:?}", status.checks);
     assert_eq!(check(&status, "minRowCount").observed, "40 rows");
