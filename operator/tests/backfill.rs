@@ -22,7 +22,7 @@ use streamlake_operator::crd::{Backfill, Replay, ReplayPhase};
 use streamlake_testkit::{unique_name, wait_until};
 
 use common::dataset::TestDataset;
-use common::{Operator, TestNamespace, consumer_labels, kafka};
+use common::{Operator, TestNamespace, kafka};
 
 const DAY: &str = "2026-11-01";
 /// 2026-11-01T10:00:00Z; record i of a partition is i seconds later.
@@ -67,35 +67,6 @@ async fn produce(topic: &str) {
                 .expect("delivered");
         }
     }
-}
-
-/// The dataset's consumer Deployment. At zero replicas an Isolated Backfill only borrows its pod
-/// template; a Replay Backfill needs it running.
-fn consumer_deployment(dataset: &str, lake: &Path, contracts: &Path, replicas: i32) -> Deployment {
-    let env = json!([
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka::bootstrap()},
-        {"name": "STREAMLAKE_DATASET", "value": dataset},
-        {"name": "STREAMLAKE_RAW_ZONE", "value": format!("file://{}", lake.display())},
-        {"name": "STREAMLAKE_CONTRACTS_DIR", "value": contracts.display().to_string()},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "STREAMLAKE_LISTEN", "value": "$(POD_IP):8080"},
-        {"name": "STREAMLAKE_MAX_FILE_AGE", "value": "1s"},
-        {"name": "STREAMLAKE_COMMIT_INTERVAL", "value": "500ms"},
-        {"name": "RUST_LOG", "value": "info"}
-    ]);
-    let name = format!("{dataset}-consumer");
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": consumer_labels(dataset)},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "consumer", "image": "streamlake/consumer", "env": env}]}
-            }
-        }
-    }))
-    .expect("deployment")
 }
 
 /// Every row line of the files, as a set: file boundaries depend on batching, rows do not.
@@ -177,7 +148,8 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
         .api::<Deployment>()
         .create(
             &PostParams::default(),
-            &consumer_deployment(&test.dataset, &test.lake, &test.contracts, 0),
+            // At zero replicas: the Isolated Backfill only borrows its pod template.
+            &test.consumer(0, &[]),
         )
         .await
         .expect("consumer Deployment");
@@ -286,7 +258,8 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
     kafka::create_topic(&topic, 2).await;
     kafka::create_topic(&test.name.dlq_topic(), 1).await;
     produce(&topic).await;
-    let deployment = consumer_deployment(&test.dataset, &test.lake, &test.contracts, 1);
+    // Running: the Replay Backfill resets its group and it re-lands the day.
+    let deployment = test.consumer(1, &[]);
     common::create_deployment(&test.ns, &deployment).await;
     let log_end: BTreeMap<i32, i64> = (0..2).map(|p| (p, PER_PARTITION + 1)).collect();
     wait_until(

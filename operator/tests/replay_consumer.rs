@@ -9,15 +9,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::{DatePartitionMetadata, IngestionDate, RawZoneLayout};
 use streamlake_operator::crd::ReplayPhase;
-use streamlake_testkit::{require_env, unique_name, wait_until};
+use streamlake_testkit::{require_env, wait_until};
 
+use common::dataset::TestDataset;
 use common::kafka;
 use common::*;
 
@@ -69,36 +70,6 @@ async fn produce_orders(topic: &str) {
 
 fn uuid_like(i: i64) -> uuid::Uuid {
     uuid::Uuid::from_u128(0x5157_0000_0000_4000_8000_0000_0000_0000 | u128::try_from(i).expect("positive"))
-}
-
-fn consumer_deployment(name: &str, dataset: &str, lake: &Path, contracts: &Path) -> Deployment {
-    let env = json!([
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka::bootstrap()},
-        {"name": "STREAMLAKE_DATASET", "value": dataset},
-        {"name": "STREAMLAKE_RAW_ZONE", "value": format!("file://{}", lake.display())},
-        {"name": "STREAMLAKE_CONTRACTS_DIR", "value": contracts.display().to_string()},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "STREAMLAKE_LISTEN", "value": "$(POD_IP):8080"},
-        {"name": "STREAMLAKE_MAX_FILE_AGE", "value": "1s"},
-        {"name": "STREAMLAKE_COMMIT_INTERVAL", "value": "500ms"},
-        {"name": "STREAMLAKE_DRAIN_TIMEOUT", "value": "20s"},
-        {"name": "RUST_LOG", "value": "info"}
-    ]);
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": consumer_labels(dataset)},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [{"name": "consumer", "image": "streamlake/consumer", "env": env}]
-                }
-            }
-        }
-    }))
-    .expect("deployment")
 }
 
 /// Every (partition, offset) the raw zone holds for the date, from `_metadata.json` and the files it lists.
@@ -164,27 +135,17 @@ fn pod_logs(ns: &str, uid: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_from_a_timestamp_rereads_through_the_real_consumer_without_duplicates() {
-    let client = admin().await;
-    install_crds(&client).await;
-    let ns = TestNamespace::create(&client, "replay-consumer").await;
-    let dataset = DatasetName::new(unique_name("orders")).expect("valid name");
-    let (topic, group) = (dataset.raw_topic(), dataset.consumer_group());
-    let scratch = scratch_dir(&ns.name);
-    let (lake, contracts) = (scratch.join("lake"), scratch.join("contracts"));
-    std::fs::create_dir_all(&contracts).expect("contracts dir");
-    let orders = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/orders.v1.json");
-    std::fs::copy(orders, contracts.join(format!("{dataset}.v1.json"))).expect("contract copied");
+    let test = TestDataset::create("replay-consumer", "orders").await;
+    let (topic, group) = (test.name.raw_topic(), test.name.consumer_group());
     kafka::create_topic(&topic, PARTITIONS).await;
-    kafka::create_topic(&dataset.dlq_topic(), 1).await;
+    kafka::create_topic(&test.name.dlq_topic(), 1).await;
     produce_orders(&topic).await;
 
-    let name = format!("{dataset}-consumer");
-    create_deployment(
-        &ns,
-        &consumer_deployment(&name, dataset.as_str(), &lake, &contracts),
-    )
-    .await;
-    wait_replicas(&ns, &name, 2, Duration::from_secs(120)).await;
+    let drain = json!({"name": "STREAMLAKE_DRAIN_TIMEOUT", "value": "20s"});
+    let consumer = test.consumer(2, &[drain]);
+    let name = consumer.name_any();
+    create_deployment(&test.ns, &consumer).await;
+    wait_replicas(&test.ns, &name, 2, Duration::from_secs(120)).await;
     let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
         .map(|p| (p, RECORDS / i64::from(PARTITIONS)))
         .collect();
@@ -194,23 +155,22 @@ async fn a_replay_from_a_timestamp_rereads_through_the_real_consumer_without_dup
         || async { kafka::committed(&group, &topic).await == ends },
     )
     .await;
-    let (before, files_before) = landed(&lake, &dataset);
+    let (before, files_before) = landed(&test.lake, &test.name);
     assert_exactly_once(&before);
-    let old_pods = pod_uids(&ns, &name).await;
+    let old_pods = pod_uids(&test.ns, &name).await;
 
-    let kubeconfig = operator_kubeconfig(&client, &ns.name).await;
-    let operator = Operator::start(&kubeconfig, &ns.name, "operator");
+    let operator = Operator::start(&test.kubeconfig, &test.ns.name, "operator");
     let from = k8s_openapi::jiff::Timestamp::from_millisecond(BASE_MS + 150_000)
         .expect("ts")
         .to_string();
     create_replay(
-        &ns,
+        &test.ns,
         "since-10-02-30",
-        json!({"dataset": dataset.as_str(), "from": {"timestamp": from}}),
+        json!({"dataset": test.dataset, "from": {"timestamp": from}}),
     )
     .await;
     let done = wait_phase(
-        &ns,
+        &test.ns,
         "since-10-02-30",
         ReplayPhase::Succeeded,
         Duration::from_secs(240),
@@ -241,24 +201,24 @@ async fn a_replay_from_a_timestamp_rereads_through_the_real_consumer_without_dup
     );
 
     // The consumers were stopped the Kubernetes way (SIGTERM, drain, commit) and started again.
-    wait_replicas(&ns, &name, 2, Duration::from_secs(60)).await;
-    let new_pods = pod_uids(&ns, &name).await;
+    wait_replicas(&test.ns, &name, 2, Duration::from_secs(60)).await;
+    let new_pods = pod_uids(&test.ns, &name).await;
     for uid in &old_pods {
         assert!(!new_pods.contains(uid), "pod {uid} was replaced");
-        let log = pod_logs(&ns.name, uid);
+        let log = pod_logs(&test.ns.name, uid);
         assert!(
             log.contains("SIGTERM: draining and committing") && log.contains("stopped"),
             "pod {uid}: {log}"
         );
     }
     // They re-read the 150 records since the timestamp, and the raw zone still has each record once.
-    let (after, files_after) = landed(&lake, &dataset);
+    let (after, files_after) = landed(&test.lake, &test.name);
     assert_exactly_once(&after);
     assert_eq!(
         files_after, files_before,
         "the re-read wrote no new file (every record was already landed)"
     );
-    let table = kubectl(&["get", "replays", "-n", &ns.name]);
+    let table = kubectl(&["get", "replays", "-n", &test.ns.name]);
     assert!(
         table
             .lines()
@@ -266,7 +226,7 @@ async fn a_replay_from_a_timestamp_rereads_through_the_real_consumer_without_dup
     );
     println!("{table}");
 
-    remove_replays(&ns).await;
+    remove_replays(&test.ns).await;
     drop(operator);
-    ns.delete().await;
+    test.ns.delete().await;
 }

@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::{Value, json};
 use streamlake_core::names::DatasetName;
 use streamlake_testkit::unique_name;
 
-use super::{TestNamespace, admin, install_crds, operator_kubeconfig, repo, scratch_dir};
+use super::{TestNamespace, admin, deployment, install_crds, kafka, operator_kubeconfig, repo, scratch_dir};
 
 pub struct TestDataset {
     pub ns: TestNamespace,
@@ -40,6 +42,32 @@ impl TestDataset {
             lake,
             contracts,
         }
+    }
+
+    /// The dataset's real consumer (`<dataset>-consumer`, image `streamlake/consumer`) landing in the
+    /// lake, closing files after 1s and committing every 500ms; `extra_env` is added to its env.
+    pub fn consumer(&self, replicas: i32, extra_env: &[Value]) -> Deployment {
+        let mut env = vec![
+            json!({"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka::bootstrap()}),
+            json!({"name": "STREAMLAKE_DATASET", "value": self.dataset}),
+            json!({"name": "STREAMLAKE_RAW_ZONE", "value": format!("file://{}", self.lake.display())}),
+            json!({"name": "STREAMLAKE_CONTRACTS_DIR", "value": self.contracts.display().to_string()}),
+            json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+            json!({"name": "STREAMLAKE_LISTEN", "value": "$(POD_IP):8080"}),
+            json!({"name": "STREAMLAKE_MAX_FILE_AGE", "value": "1s"}),
+            json!({"name": "STREAMLAKE_COMMIT_INTERVAL", "value": "500ms"}),
+            json!({"name": "RUST_LOG", "value": "info"}),
+        ];
+        env.extend_from_slice(extra_env);
+        let container = json!({"name": "consumer", "image": "streamlake/consumer", "env": env});
+        // 30s, Kubernetes' default: room to drain and commit on SIGTERM.
+        deployment(
+            &format!("{}-consumer", self.dataset),
+            &self.dataset,
+            replicas,
+            30,
+            container,
+        )
     }
 }
 

@@ -364,7 +364,7 @@ pub fn consumer_labels(dataset: &str) -> Value {
     json!({"streamlake.io/dataset": dataset, "streamlake.io/component": "consumer"})
 }
 
-fn deployment(name: &str, dataset: &str, replicas: i32, container: Value) -> Deployment {
+fn deployment(name: &str, dataset: &str, replicas: i32, grace_seconds: i64, container: Value) -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": consumer_labels(dataset)},
         "spec": {
@@ -372,7 +372,7 @@ fn deployment(name: &str, dataset: &str, replicas: i32, container: Value) -> Dep
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"terminationGracePeriodSeconds": 10, "containers": [container]}
+                "spec": {"terminationGracePeriodSeconds": grace_seconds, "containers": [container]}
             }
         }
     }))
@@ -385,6 +385,7 @@ pub fn sleeper(name: &str, dataset: &str, replicas: i32) -> Deployment {
         name,
         dataset,
         replicas,
+        10,
         json!({"name": "consumer", "image": "busybox", "command": ["sleep", "3600"]}),
     )
 }
