@@ -36,6 +36,18 @@ async fn create(api: &Api<DynamicObject>, kind: &str, name: &str, spec: Value) -
     }
 }
 
+/// Creates each spec for real (as `bad-<i>`): the API server must refuse it, saying the expected words.
+async fn assert_refused(api: &Api<DynamicObject>, kind: &str, cases: &[(Value, &str)]) {
+    for (i, (spec, expected)) in cases.iter().enumerate() {
+        let refused = create(api, kind, &format!("bad-{i}"), spec.clone()).await;
+        let message = refused.expect_err(&format!("{spec} must be refused"));
+        assert!(
+            message.contains(expected),
+            "{spec}: {message:?} should say {expected:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn examples_are_accepted_and_malformed_replays_are_rejected_with_the_reason() {
     let client = admin().await;
@@ -109,14 +121,7 @@ async fn examples_are_accepted_and_malformed_replays_are_rejected_with_the_reaso
             "spec.dataset: Required value",
         ),
     ];
-    for (i, (spec, expected)) in cases.iter().enumerate() {
-        let refused = create(&replays, "Replay", &format!("bad-{i}"), spec.clone()).await;
-        let message = refused.expect_err(&format!("{spec} must be refused"));
-        assert!(
-            message.contains(expected),
-            "{spec}: {message:?} should say {expected:?}"
-        );
-    }
+    assert_refused(&replays, "Replay", &cases).await;
     ns.delete().await;
 }
 
@@ -190,15 +195,7 @@ async fn the_other_three_kinds_reject_malformed_specs_too() {
             "Unsupported value",
         ),
     ];
-    for (i, (spec, expected)) in backfill_cases.iter().enumerate() {
-        let message = create(&backfills, "Backfill", &format!("bad-{i}"), spec.clone())
-            .await
-            .expect_err("refused");
-        assert!(
-            message.contains(expected),
-            "{spec}: {message:?} should say {expected:?}"
-        );
-    }
+    assert_refused(&backfills, "Backfill", &backfill_cases).await;
 
     create(
         &dlq,
@@ -223,15 +220,7 @@ async fn the_other_three_kinds_reject_malformed_specs_too() {
             "should be less than or equal to 100",
         ),
     ];
-    for (i, (spec, expected)) in dlq_cases.iter().enumerate() {
-        let message = create(&dlq, "DlqInspection", &format!("bad-{i}"), spec.clone())
-            .await
-            .expect_err("refused");
-        assert!(
-            message.contains(expected),
-            "{spec}: {message:?} should say {expected:?}"
-        );
-    }
+    assert_refused(&dlq, "DlqInspection", &dlq_cases).await;
 
     create(
         &dq,
@@ -260,15 +249,7 @@ async fn the_other_three_kinds_reject_malformed_specs_too() {
             "should match",
         ),
     ];
-    for (i, (spec, expected)) in dq_cases.iter().enumerate() {
-        let message = create(&dq, "DqCheck", &format!("bad-{i}"), spec.clone())
-            .await
-            .expect_err("refused");
-        assert!(
-            message.contains(expected),
-            "{spec}: {message:?} should say {expected:?}"
-        );
-    }
+    assert_refused(&dq, "DqCheck", &dq_cases).await;
     ns.delete().await;
 }
 
