@@ -42,6 +42,8 @@ struct OpenBuffer {
 #[derive(Debug)]
 pub struct OpenBuffers {
     policy: RotationPolicy,
+    /// While memory is short, buffers are also sealed at this size, so landings start early and overlap.
+    pressure_limit: Option<usize>,
     open: HashMap<(i32, IngestionDate), OpenBuffer>,
     next_id: UnitId,
     bytes: usize,
@@ -51,6 +53,7 @@ impl OpenBuffers {
     pub fn new(policy: RotationPolicy) -> Self {
         Self {
             policy,
+            pressure_limit: None,
             open: HashMap::new(),
             next_id: 1,
             bytes: 0,
@@ -64,6 +67,11 @@ impl OpenBuffers {
 
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+
+    /// Seal buffers at `limit` bytes too (memory is short), or only by the rotation policy (`None`).
+    pub fn set_pressure_limit(&mut self, limit: Option<usize>) {
+        self.pressure_limit = limit;
     }
 
     /// Adds a record to its buffer; returns the unit it belongs to, and the sealed unit if it is now full.
@@ -85,7 +93,9 @@ impl OpenBuffers {
         buffer.bytes += charged;
         self.bytes += charged;
         let id = buffer.id;
-        let full = buffer.records.len() >= self.policy.max_records || buffer.bytes >= self.policy.max_bytes;
+        let full = buffer.records.len() >= self.policy.max_records
+            || buffer.bytes >= self.policy.max_bytes
+            || self.pressure_limit.is_some_and(|limit| buffer.bytes >= limit);
         (id, full.then(|| self.seal(key)).flatten())
     }
 
@@ -207,6 +217,21 @@ mod tests {
         }
         let per_file = 3000usize.div_ceil(one);
         assert_eq!(sealed, 10 / per_file);
+    }
+
+    #[test]
+    fn seals_early_under_memory_pressure_only() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(usize::MAX, usize::MAX, 60_000));
+        let one = record(0, 0, 20_000, 1000).charged_bytes();
+        assert!(buffers.append(record(0, 0, 20_000, 1000), now).1.is_none());
+        buffers.set_pressure_limit(Some(2 * one));
+        let (_, sealed) = buffers.append(record(0, 1, 20_000, 1000), now);
+        assert_eq!(sealed.map(|u| u.records.len()), Some(2));
+        buffers.set_pressure_limit(None);
+        for offset in 2..10 {
+            assert!(buffers.append(record(0, offset, 20_000, 1000), now).1.is_none());
+        }
     }
 
     #[test]

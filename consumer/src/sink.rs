@@ -245,13 +245,11 @@ impl SinkCore {
     fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, now: Instant) {
         let max = self.settings.max_buffered_bytes;
         let failing = self.health().storage_failing();
-        // Under load, land the open buffers once they hold a quarter of the budget and a landing slot is
-        // free, instead of waiting for the size limit: reading and landing overlap and use every core.
-        if self.inflight.len() < self.settings.max_concurrent_landings && self.buffers.bytes() >= max / 4 {
-            for unit in self.buffers.seal_all() {
-                self.launch(unit);
-            }
-        }
+        // Under load, seal buffers at a size that lets several landings run while records keep coming,
+        // instead of at the rotation size: reading and landing overlap and use every core.
+        let pressure = self.buffered_bytes() >= max / 4;
+        self.buffers
+            .set_pressure_limit(pressure.then(|| self.pressure_unit_bytes()));
         let over = self.buffered_bytes() >= max;
         if over && self.inflight.is_empty() {
             // Nothing will free memory unless the open buffers land.
@@ -264,6 +262,13 @@ impl SinkCore {
             Some(Action::Resume) => self.set_paused(consumer, false),
             None => {}
         }
+    }
+
+    /// The size of a unit sealed under memory pressure: with every landing slot busy and one unit open per
+    /// slot, the records and their encoded files still fit in the budget.
+    fn pressure_unit_bytes(&self) -> usize {
+        let slots = self.settings.max_concurrent_landings.max(1) + 1;
+        (self.settings.max_buffered_bytes / (self.settings.landing_memory_factor.max(1) * slots)).max(1)
     }
 
     /// Whether the poll loop may take more records now (false while memory is full and not yet paused).

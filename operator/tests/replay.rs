@@ -76,6 +76,19 @@ impl Setup {
         json!({"dataset": self.dataset, "from": from})
     }
 
+    /// The consumers are back at their 2 replicas, no offset was touched, and the Replay `replay`
+    /// published an Event with `reason`.
+    async fn assert_given_back_untouched(&self, replay: &str, reason: &str) {
+        wait_replicas(&self.ns, &self.deployment, 2, Duration::from_secs(60)).await;
+        assert_eq!(
+            kafka::committed(&self.group, &self.topic).await,
+            ends(),
+            "no offset was touched"
+        );
+        let reasons = event_reasons(&self.ns, replay).await;
+        assert!(reasons.iter().any(|r| r == reason), "{reason} in {reasons:?}");
+    }
+
     /// Deletes the Replays while the operator still runs (it holds finalizers on unfinished ones).
     async fn finish(self) {
         remove_replays(&self.ns).await;
@@ -210,17 +223,8 @@ async fn a_group_that_never_empties_fails_after_the_timeout_with_the_consumers_r
         "{message}"
     );
     assert!(message.ends_with("consumers restored to 2 replicas"), "{message}");
-    wait_replicas(&s.ns, &s.deployment, 2, Duration::from_secs(60)).await;
-    assert_eq!(
-        kafka::committed(&s.group, &s.topic).await,
-        ends(),
-        "no offset was touched"
-    );
-    assert!(
-        event_reasons(&s.ns, "never-empty")
-            .await
-            .contains(&"GroupNotEmptyTimeout".to_owned())
-    );
+    s.assert_given_back_untouched("never-empty", "GroupNotEmptyTimeout")
+        .await;
     member.leave();
     s.finish().await;
 }
@@ -253,17 +257,7 @@ async fn deleting_a_replay_mid_way_restores_the_consumers() {
         },
     )
     .await;
-    wait_replicas(&s.ns, &s.deployment, 2, Duration::from_secs(60)).await;
-    assert_eq!(
-        kafka::committed(&s.group, &s.topic).await,
-        ends(),
-        "no offset was touched"
-    );
-    assert!(
-        event_reasons(&s.ns, "deleted")
-            .await
-            .contains(&"Restored".to_owned())
-    );
+    s.assert_given_back_untouched("deleted", "Restored").await;
     member.leave();
     s.finish().await;
 }
