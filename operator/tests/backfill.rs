@@ -22,7 +22,7 @@ use streamlake_operator::crd::{Backfill, Replay, ReplayPhase};
 use streamlake_testkit::{unique_name, wait_until};
 
 use common::dataset::TestDataset;
-use common::{Operator, TestNamespace, kafka};
+use common::{Operator, TestNamespace, kafka, message_says};
 
 const DAY: &str = "2026-11-01";
 /// 2026-11-01T10:00:00Z; record i of a partition is i seconds later.
@@ -239,12 +239,7 @@ async fn a_backfill_restores_a_deleted_day_exactly_and_a_failed_job_fails_it() {
     assert_eq!(broken.common.phase, Some(BackfillPhase::Failed), "{broken:?}");
     assert_eq!(broken.common.reason.as_deref(), Some("JobFailed"));
     assert!(
-        broken
-            .common
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("Job backfill-broken failed"),
+        message_says(&broken.common, "Job backfill-broken failed"),
         "{broken:?}"
     );
 
@@ -386,15 +381,7 @@ async fn a_replay_backfill_resets_the_live_group_and_the_live_consumer_restores_
     .await;
     assert_eq!(missing.common.phase, Some(BackfillPhase::Failed), "{missing:?}");
     assert_eq!(missing.common.reason.as_deref(), Some("TopicNotFound"));
-    assert!(
-        missing
-            .common
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("does not exist"),
-        "{missing:?}"
-    );
+    assert!(message_says(&missing.common, "does not exist"), "{missing:?}");
 
     test.ns.delete().await;
 }

@@ -24,7 +24,7 @@ use streamlake_operator::dlqinspection::redrive::{Marker, marker_key};
 use streamlake_testkit::{http_client, require_env, unique_name, wait_until};
 use uuid::Uuid;
 
-use common::{Operator, TestNamespace, kafka, operator_kubeconfig, scratch_dir};
+use common::{Operator, TestNamespace, kafka, message_says, operator_kubeconfig, scratch_dir};
 
 /// One record as it sits in the DLQ: key, bytes, and why it is there.
 struct Reject {
@@ -591,12 +591,7 @@ async fn invalid_dlq_inspections_are_refused_with_the_reason() {
     .await;
     assert_eq!(no_dataset.common.phase, Some(DlqInspectionPhase::Failed));
     assert!(
-        no_dataset
-            .common
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("redrive needs a dataset"),
+        message_says(&no_dataset.common, "redrive needs a dataset"),
         "{no_dataset:?}"
     );
     let missing = format!("streamlake.{}.dlq", unique_name("missing"));

@@ -29,7 +29,7 @@ use streamlake_operator::crd::dq_check::{CheckResult, DqCheckPhase, DqCheckStatu
 use streamlake_testkit::{require_env, unique_name};
 
 use common::dataset::TestDataset;
-use common::{Operator, TestNamespace, kafka};
+use common::{Operator, TestNamespace, kafka, message_says};
 
 const DAY: &str = "2026-11-01";
 const PER_PARTITION: i64 = 20;
@@ -283,15 +283,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
         "an empty day passes nothing: {:?}",
         empty.checks
     );
-    assert!(
-        empty
-            .common
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("filesExist"),
-        "{empty:?}"
-    );
+    assert!(message_says(&empty.common, "filesExist"), "{empty:?}");
 
     let date: IngestionDate = DAY.parse().expect("date");
     let doc = load_metadata(&store, &layout, date).await.expect("metadata").doc;
@@ -308,14 +300,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
             removed.first_offset, removed.last_offset
         )
     );
-    assert!(
-        missing
-            .common
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("offsetContinuity")
-    );
+    assert!(message_says(&missing.common, "offsetContinuity"));
 
     std::fs::remove_file(test.lake.join(layout.metadata_key(date))).expect("metadata removed");
     let no_metadata = run_check(&test.ns, "no-metadata", all_checks(&test.dataset, DAY)).await;

@@ -179,13 +179,8 @@ async fn a_replay_from_a_timestamp_rereads_through_the_real_consumer_without_dup
 
     let status = done.status.expect("status");
     // Records 150.. (i = 3k + p): offset 50 on every partition.
-    let plan: Vec<(i32, Option<i64>, i64, i64)> = status
-        .plan
-        .iter()
-        .map(|p| (p.partition, p.committed, p.new_offset, p.end_offset))
-        .collect();
     assert_eq!(
-        plan,
+        plan_rows(&status),
         (0..PARTITIONS)
             .map(|p| (p, Some(100), 50, 100))
             .collect::<Vec<_>>()

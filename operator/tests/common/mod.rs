@@ -21,7 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use streamlake_operator::controller::{Finished, Kind};
-use streamlake_operator::crd::{self, Replay, ReplayPhase};
+use streamlake_operator::crd::{self, CommonStatus, Replay, ReplayPhase, ReplayStatus};
 use streamlake_testkit::{require_env, unique_name, wait_until};
 
 pub const MANAGER: &str = "streamlake-tests";
@@ -484,6 +484,20 @@ pub async fn raw_replay(ns: &TestNamespace, name: &str) -> Value {
     let resource = kube::core::ApiResource::erase::<Replay>(&());
     let api: Api<kube::core::DynamicObject> = Api::namespaced_with(ns.client(), &ns.name, &resource);
     serde_json::to_value(api.get(name).await.expect("replay")).expect("json")
+}
+
+/// Whether the status's message says `words`.
+pub fn message_says<P>(status: &CommonStatus<P>, words: &str) -> bool {
+    status.message.as_deref().is_some_and(|m| m.contains(words))
+}
+
+/// A Replay's plan as (partition, committed before, new offset, end offset) rows.
+pub fn plan_rows(status: &ReplayStatus) -> Vec<(i32, Option<i64>, i64, i64)> {
+    status
+        .plan
+        .iter()
+        .map(|p| (p.partition, p.committed, p.new_offset, p.end_offset))
+        .collect()
 }
 
 pub fn phase(replay: &Replay) -> Option<ReplayPhase> {
