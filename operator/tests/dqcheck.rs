@@ -194,15 +194,23 @@ async fn land_encoded(
     assert!(matches!(outcome, CommitOutcome::Committed { .. }), "{outcome:?}");
 }
 
-/// The day's records produced to a new topic, landed in two files per partition and committed by
-/// the dataset's group, as a healthy consumer leaves them.
+/// The day's records produced to a new topic, landed in two JSON-lines files per partition and
+/// committed by the dataset's group, as a healthy consumer leaves them.
 async fn seed_day(store: &RawZoneStore, layout: &RawZoneLayout, name: &DatasetName) {
+    let land_half =
+        async |partition, _, rows: &[(i64, i64, Value)]| land(store, layout, partition, rows).await;
+    seed_day_with(name, land_half).await;
+}
+
+/// The day's records produced to a new topic, each partition landed in two files by `land_half`
+/// (partition, first or second half, its rows), and committed by the dataset's group.
+async fn seed_day_with(name: &DatasetName, land_half: impl AsyncFn(i32, usize, &[(i64, i64, Value)])) {
     kafka::create_topic(&name.raw_topic(), 2).await;
     let produced = produce(&name.raw_topic()).await;
     for (partition, rows) in &produced {
         let half = rows.len() / 2;
-        land(store, layout, *partition, &rows[..half]).await;
-        land(store, layout, *partition, &rows[half..]).await;
+        land_half(*partition, 0, &rows[..half]).await;
+        land_half(*partition, 1, &rows[half..]).await;
     }
     kafka::commit(
         &name.consumer_group(),
@@ -213,6 +221,15 @@ async fn seed_day(store: &RawZoneStore, layout: &RawZoneLayout, name: &DatasetNa
             .collect(),
     )
     .await;
+}
+
+/// The operator, on its ServiceAccount, reading the raw zone at `raw_zone` with the test's contracts.
+fn start_operator(test: &TestDataset, identity: &str, raw_zone: &Path) -> Operator {
+    let env = [
+        ("STREAMLAKE_RAW_ZONE", raw_zone),
+        ("STREAMLAKE_CONTRACTS_DIR", test.contracts.as_path()),
+    ];
+    Operator::start_with_env(&test.kubeconfig, &test.ns.name, identity, &env)
 }
 
 async fn run_check(ns: &TestNamespace, name: &str, spec: Value) -> DqCheckStatus {
@@ -246,15 +263,7 @@ async fn dq_check_passes_a_healthy_day_and_names_the_check_that_breaks() {
     let layout = RawZoneLayout::new(test.name.clone());
     seed_day(&store, &layout, &test.name).await;
 
-    let _operator = Operator::start_with_env(
-        &test.kubeconfig,
-        &test.ns.name,
-        "dq-operator",
-        &[
-            ("STREAMLAKE_RAW_ZONE", &test.lake),
-            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
-        ],
-    );
+    let _operator = start_operator(&test, "dq-operator", &test.lake);
 
     let healthy = run_check(&test.ns, "healthy", all_checks(&test.dataset, DAY)).await;
     assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
@@ -346,15 +355,7 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     seed_day(&store, &layout, &test.name).await;
 
     // The operator finds the emulator through STORAGE_EMULATOR_HOST, inherited like the consumer's.
-    let _operator = Operator::start_with_env(
-        &test.kubeconfig,
-        &test.ns.name,
-        "dq-gcs-operator",
-        &[
-            ("STREAMLAKE_RAW_ZONE", Path::new(&location)),
-            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
-        ],
-    );
+    let _operator = start_operator(&test, "dq-gcs-operator", Path::new(&location));
     let healthy = run_check(&test.ns, "healthy", all_checks(&test.dataset, DAY)).await;
     assert_eq!(healthy.common.phase, Some(DqCheckPhase::Passed), "{healthy:?}");
     assert_eq!(check(&healthy, "minRowCount").observed, "40 rows");
@@ -429,38 +430,18 @@ async fn dq_check_samples_parquet_and_compressed_json_lines_days() {
     let layout = RawZoneLayout::new(test.name.clone());
 
     // Partition 0 lands as Parquet, partition 1 as zstd then gzip JSON lines: every format in one day.
-    kafka::create_topic(&test.name.raw_topic(), 2).await;
-    let produced = produce(&test.name.raw_topic()).await;
-    for (partition, rows) in &produced {
-        let half = rows.len() / 2;
-        let formats = if *partition == 0 {
-            [FileFormat::Parquet, FileFormat::Parquet]
-        } else {
-            [FileFormat::JsonlZstd, FileFormat::JsonlGzip]
-        };
-        for (format, part) in formats.into_iter().zip([&rows[..half], &rows[half..]]) {
-            land_encoded(&store, &layout, &test.contracts, format, *partition, part).await;
-        }
-    }
-    kafka::commit(
-        &test.name.consumer_group(),
-        &test.name.raw_topic(),
-        produced
-            .iter()
-            .map(|(p, rows)| (*p, rows[rows.len() - 1].0 + 1))
-            .collect(),
-    )
-    .await;
+    let format = |partition, half| match (partition, half) {
+        (0, _) => FileFormat::Parquet,
+        (_, 0) => FileFormat::JsonlZstd,
+        _ => FileFormat::JsonlGzip,
+    };
+    let land_half = async |partition, half, rows: &[(i64, i64, Value)]| {
+        let format = format(partition, half);
+        land_encoded(&store, &layout, &test.contracts, format, partition, rows).await;
+    };
+    seed_day_with(&test.name, land_half).await;
 
-    let _operator = Operator::start_with_env(
-        &test.kubeconfig,
-        &test.ns.name,
-        "dq-operator",
-        &[
-            ("STREAMLAKE_RAW_ZONE", &test.lake),
-            ("STREAMLAKE_CONTRACTS_DIR", &test.contracts),
-        ],
-    );
+    let _operator = start_operator(&test, "dq-operator", &test.lake);
     let mut spec = all_checks(&test.dataset, DAY);
     spec["checks"]["contractSample"]["size"] = json!(40);
     let status = run_check(&test.ns, "formats", spec).await;
