@@ -9,8 +9,10 @@
 //! check never calls an event valid that the full validator rejects.
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use super::skip::Skipped;
 
 const NULL: u8 = 1;
 const BOOLEAN: u8 = 1 << 1;
@@ -362,7 +364,7 @@ fn fail<E: de::Error>() -> Result<(), E> {
 
 fn read<'de, D: Deserializer<'de>>(node: &Node, deserializer: D) -> Result<(), D::Error> {
     match node {
-        Node::Any => IgnoredAny::deserialize(deserializer).map(|_| ()),
+        Node::Any => Skipped::deserialize(deserializer).map(|_| ()),
         Node::Checked(checks) => deserializer.deserialize_any(Check {
             checks,
             reserved: &[],
@@ -542,7 +544,7 @@ impl<'de> Visitor<'de> for Check<'_> {
                 }
                 (None, Additional::Forbidden) => return fail(),
                 (None, Additional::Any) => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                 }
                 (None, Additional::Schema(node)) => map.next_value_seed(NodeSeed(node))?,
             }

@@ -103,6 +103,29 @@ fn invalid_or_doubtful_orders_are_left_to_the_full_validator() {
     assert!(sound(&c, &with(order(), "/order_id", json!("é".repeat(64)))));
 }
 
+#[test]
+fn values_it_does_not_check_must_still_parse_as_json() {
+    // Unchecked values are skipped, but a string the full path cannot parse (bad UTF-8, a lone
+    // surrogate) makes the event invalid JSON there: never "valid" here.
+    let open = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "id", "required": ["id", "must"],
+        "properties": {"id": {"type": "string"}, "any": true}
+    }));
+    assert_eq!(open.fast_check_unsupported(), None);
+    assert!(sound(
+        &open,
+        br#"{"id":"a","must":{"k":"\u00e9"},"extra":"\ud83d\ude00","any":["x"]}"#
+    ));
+    for payload in [
+        &br#"{"id":"a","must":1,"extra":"\ud800"}"#[..],
+        b"{\"id\":\"a\",\"must\":1,\"extra\":[\"\xff\"]}",
+        br#"{"id":"a","must":1,"any":{"k":"\udc00"}}"#,
+        br#"{"id":"a","must":"\ud800"}"#,
+    ] {
+        assert!(!sound(&open, payload), "{}", String::from_utf8_lossy(payload));
+    }
+}
+
 /// A tiny deterministic generator: the differential test needs variety, not cryptography.
 struct XorShift(u64);
 
