@@ -190,12 +190,11 @@ fn ahead_in_queue(obs: &Observation) -> Option<(String, ReplayPhase)> {
 }
 
 fn dry_run(obs: &Observation, request: &ReplayRequest, target: ReplayTarget) -> Decision {
-    let plan = match plan(obs, request) {
-        Ok(Some(plan)) => plan,
-        Ok(None) => return Step::new(obs).after(POLL).done(),
-        Err((reason, message)) => return fail(obs, reason, message),
+    let plan = match planned(obs, request) {
+        Ok(plan) => plan,
+        Err(decision) => return decision,
     };
-    let records: i64 = plan.partitions.iter().map(|p| p.records()).sum();
+    let records = plan_records(&plan);
     let message = format!(
         "dry run: would reset group {} on {} partitions of {} and re-read {records} records; nothing was changed",
         target.consumer_group,
@@ -204,8 +203,7 @@ fn dry_run(obs: &Observation, request: &ReplayRequest, target: ReplayTarget) -> 
     );
     let mut step = Step::new(obs).to(ReplayPhase::Succeeded, message);
     step.status.target = Some(target);
-    step.status.plan = plan.partitions.iter().map(to_status_plan).collect();
-    step.status.records_total = Some(records);
+    hold_plan(&mut step.status, &plan);
     step.status.common.completed_at = Some(Time(obs.now));
     step.done()
 }
@@ -314,19 +312,17 @@ fn reset_offsets(obs: &Observation, request: &ReplayRequest) -> Decision {
     };
     if status.plan.is_empty() {
         // The plan goes to status first: if the commit below is repeated, it commits the same offsets.
-        let plan = match plan(obs, request) {
-            Ok(Some(plan)) => plan,
-            Ok(None) => return Step::new(obs).after(POLL).done(),
-            Err((reason, message)) => return fail(obs, reason, message),
+        let plan = match planned(obs, request) {
+            Ok(plan) => plan,
+            Err(decision) => return decision,
         };
-        let records: i64 = plan.partitions.iter().map(|p| p.records()).sum();
         let message = format!(
-            "committing offsets of {} partitions ({records} records to re-read)",
-            plan.partitions.len()
+            "committing offsets of {} partitions ({} records to re-read)",
+            plan.partitions.len(),
+            plan_records(&plan)
         );
         let mut step = Step::new(obs).stay(message).after(Duration::ZERO);
-        step.status.plan = plan.partitions.iter().map(to_status_plan).collect();
-        step.status.records_total = Some(records);
+        hold_plan(&mut step.status, &plan);
         return step.done();
     }
     let offsets = status.plan.iter().map(|p| (p.partition, p.new_offset)).collect();
@@ -410,6 +406,25 @@ fn follow(obs: &Observation) -> Decision {
     step.status.records_total = Some(progress.total);
     step.status.progress = Some(format!("{}%", progress.percent()));
     step.done()
+}
+
+/// The plan; without one, the decision to look again once the offsets are read, or to fail.
+fn planned(obs: &Observation, request: &ReplayRequest) -> Result<OffsetResetPlan, Decision> {
+    match plan(obs, request) {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => Err(Step::new(obs).after(POLL).done()),
+        Err((reason, message)) => Err(fail(obs, reason, message)),
+    }
+}
+
+fn plan_records(plan: &OffsetResetPlan) -> i64 {
+    plan.partitions.iter().map(|p| p.records()).sum()
+}
+
+/// Keeps the plan and the records it re-reads in status.
+fn hold_plan(status: &mut ReplayStatus, plan: &OffsetResetPlan) {
+    status.plan = plan.partitions.iter().map(to_status_plan).collect();
+    status.records_total = Some(plan_records(plan));
 }
 
 /// The plan from the observed offsets; `Ok(None)` if they were not read.
