@@ -114,8 +114,19 @@ pub struct Rejection {
     pub key: Option<String>,
 }
 
-/// Parses and validates one event; on success returns its record key.
+/// Validates one event; on success returns its record key. The record's value is `bytes` either way.
 pub fn check(contract: &Contract, bytes: &[u8]) -> Result<String, Rejection> {
+    // Most events are valid: recognised over their bytes, with no JSON tree; any doubt takes the full path.
+    if contract.certainly_valid(bytes, &[])
+        && let Some(key) = contract.partition_key_from_bytes(bytes)
+    {
+        return Ok(key);
+    }
+    check_in_full(contract, bytes)
+}
+
+/// Parses and validates one event with the full validator, which words every rejection.
+fn check_in_full(contract: &Contract, bytes: &[u8]) -> Result<String, Rejection> {
     let event: Value = serde_json::from_slice(bytes).map_err(|e| Rejection {
         error_type: "invalid_json",
         message: format!("the event is not valid JSON: {e}"),

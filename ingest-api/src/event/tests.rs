@@ -120,3 +120,45 @@ fn check_returns_the_key_or_the_reason() {
     assert_eq!(rejected.violations[0].pointer, "/amount");
     assert!(rejected.message.contains("/amount"), "{}", rejected.message);
 }
+
+#[test]
+fn valid_events_take_the_fast_path_and_every_event_gets_the_full_paths_answer() {
+    let contract = orders();
+    let valid = order("o-\u{e9}\"9");
+    assert!(
+        contract.certainly_valid(valid.as_bytes(), &[]),
+        "a plain valid order takes the fast path"
+    );
+    let with = |pointer: &str, value: Value| {
+        let mut event: Value = serde_json::from_str(&order("o-1")).expect("json");
+        *event.pointer_mut(pointer).expect("field") = value;
+        event.to_string().into_bytes()
+    };
+    let events = [
+        valid.clone().into_bytes(),
+        format!(" \n{valid}\r\n ").into_bytes(),
+        with("/order_id", json!("a\\b\u{1F600}")),
+        with("/order_id", json!(42)),
+        with("/order_id", json!(null)),
+        with("/amount", json!(12.5)),
+        with("/line_items/0/quantity", json!(2.0)),
+        valid.replacen("{", r#"{"order_id":"dup","#, 1).into_bytes(),
+        valid
+            .replacen("\"order_id\"", "\"order\\u005fid\"", 1)
+            .into_bytes(),
+        valid.replacen("\"c-1\"", "\"\\ud800\"", 1).into_bytes(),
+        valid.replacen("\"c-1\"", "\"c-\u{7f}\"", 1).into_bytes(),
+        format!("{valid} {valid}").into_bytes(),
+        b"[1]".to_vec(),
+        b"{oops".to_vec(),
+    ];
+    for event in &events {
+        assert_eq!(
+            check(&contract, event),
+            check_in_full(&contract, event),
+            "{}",
+            String::from_utf8_lossy(event)
+        );
+    }
+    assert_eq!(check(&contract, valid.as_bytes()), Ok("o-\u{e9}\"9".to_owned()));
+}
