@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::headers::{self, get_str};
 use streamlake_core::names::DatasetName;
@@ -27,9 +27,6 @@ const QUOTED_VIOLATIONS: usize = 5;
 /// A record that can land.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidEvent {
-    /// The event's fields, when deciding needed them parsed (the contract's fast check was not sure);
-    /// `None` when the fast check passed the payload as it is.
-    pub parsed: Option<Map<String, Value>>,
     pub schema_version: u32,
     pub key: Option<String>,
     pub event_id: Option<String>,
@@ -123,7 +120,6 @@ impl Classifier {
         };
         if contract.certainly_valid(payload, &RESERVED_FIELDS) {
             return Ok(ValidEvent {
-                parsed: None,
                 schema_version: contract.version(),
                 key,
                 event_id,
@@ -152,7 +148,6 @@ impl Classifier {
             ));
         }
         Ok(ValidEvent {
-            parsed: Some(fields),
             schema_version: contract.version(),
             key,
             event_id,

@@ -52,7 +52,7 @@ fn rejection(r: &SourceRecord) -> Rejection {
 }
 
 #[test]
-fn a_valid_record_keeps_its_fields_key_event_id_and_version() {
+fn a_valid_record_keeps_its_key_event_id_and_version() {
     let r = record(
         br#"{"order_id":"o-1","amount":3}"#,
         &[("schema_version", "1"), ("event_id", "e-1")],
@@ -61,17 +61,9 @@ fn a_valid_record_keeps_its_fields_key_event_id_and_version() {
     assert_eq!(event.schema_version, 1);
     assert_eq!(event.key.as_deref(), Some("o-1"));
     assert_eq!(event.event_id.as_deref(), Some("e-1"));
-    assert_eq!(
-        event.parsed, None,
-        "the contract's fast check decided without parsing"
-    );
-    // An integral float is an integer to JSON Schema; the fast check leaves it to the full validator.
+    // An integral float is an integer to JSON Schema: the full validator decides what the fast check cannot.
     let r = record(br#"{"order_id":"o-1","amount":3.0}"#, &[("schema_version", "1")]);
-    let event = classifier().classify(&r).expect("valid");
-    assert_eq!(
-        event.parsed.and_then(|f| f.get("amount").cloned()),
-        Some(json!(3.0))
-    );
+    assert_eq!(classifier().classify(&r).expect("valid").schema_version, 1);
 }
 
 #[test]

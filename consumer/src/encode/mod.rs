@@ -4,6 +4,7 @@
 //! The bytes depend only on the records and the format settings: the same run always gives the same
 //! file, the same digest, and the same name.
 
+mod fields;
 mod jsonl;
 mod parquet;
 
@@ -117,7 +118,7 @@ impl Encoder {
                 FormatWriter::Parquet(w) => w.push(
                     partition,
                     record.offset,
-                    event,
+                    &event,
                     record.payload.as_deref().unwrap_or_default(),
                 )?,
             }

@@ -5,6 +5,7 @@
 //! (a field of an older contract version, an extra property) goes to `_extra`, a JSON object, so
 //! nothing a record carried is lost.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -16,10 +17,12 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use streamlake_core::contract::Contract;
 
 use super::EncodeError;
+use super::fields::{Fields, Shape, Text, shape};
 use crate::classify::{RESERVED_FIELDS, ValidEvent};
 
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer.
@@ -134,28 +137,38 @@ impl ColumnBuilder {
         }
     }
 
-    /// Appends `value` if it fits the column; otherwise appends null and gives the value back.
-    fn append(&mut self, kind: ColumnKind, value: Option<Value>) -> Option<Value> {
-        match (self, kind, value) {
-            (Self::Utf8(b), _, None | Some(Value::Null)) => b.append_null(),
-            (Self::Int64(b), _, None | Some(Value::Null)) => b.append_null(),
-            (Self::Float64(b), _, None | Some(Value::Null)) => b.append_null(),
-            (Self::Boolean(b), _, None | Some(Value::Null)) => b.append_null(),
-            (Self::Utf8(b), ColumnKind::Utf8, Some(Value::String(s))) => b.append_value(s),
-            (Self::Utf8(b), ColumnKind::Json, Some(v)) => b.append_value(v.to_string()),
-            (Self::Int64(b), _, Some(Value::Number(n))) if n.as_i64().is_some() => {
-                b.append_option(n.as_i64())
+    /// Appends `value` (null when absent or null) if it fits the column; otherwise appends null and
+    /// returns false, and the caller keeps the value in `_extra`.
+    fn append(&mut self, kind: ColumnKind, value: Option<&RawValue>) -> bool {
+        let Some(value) = value.filter(|v| shape(v) != Shape::Null) else {
+            self.append_null();
+            return true;
+        };
+        let fits = match (&mut *self, kind, shape(value)) {
+            (Self::Utf8(b), ColumnKind::Utf8, Shape::String) => serde_json::from_str::<Text<'_>>(value.get())
+                .map(|text| b.append_value(text.0))
+                .is_ok(),
+            (Self::Utf8(b), ColumnKind::Json, _) => {
+                b.append_value(value.get());
+                true
             }
-            (Self::Float64(b), _, Some(Value::Number(n))) if n.as_f64().is_some() => {
-                b.append_option(n.as_f64())
+            // Integers only: `1.0` or `1e3` is a float to JSON parsers, and does not fit an Int64 column.
+            (Self::Int64(b), _, Shape::Number) => {
+                value.get().parse::<i64>().map(|n| b.append_value(n)).is_ok()
             }
-            (Self::Boolean(b), _, Some(Value::Bool(v))) => b.append_value(v),
-            (builder, _, Some(other)) => {
-                builder.append_null();
-                return Some(other);
+            (Self::Float64(b), _, Shape::Number) => serde_json::from_str::<f64>(value.get())
+                .map(|n| b.append_value(n))
+                .is_ok(),
+            (Self::Boolean(b), _, Shape::Bool(v)) => {
+                b.append_value(v);
+                true
             }
+            _ => false,
+        };
+        if !fits {
+            self.append_null();
         }
-        None
+        fits
     }
 
     fn append_null(&mut self) {
@@ -175,6 +188,21 @@ impl ColumnBuilder {
             Self::Boolean(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// A JSON object of raw values, keys in order.
+fn object_text(fields: &BTreeMap<&str, &RawValue>) -> String {
+    let mut text = String::from("{");
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&Value::from(*name).to_string());
+        text.push(':');
+        text.push_str(value.get());
+    }
+    text.push('}');
+    text
 }
 
 pub struct ParquetFileWriter {
@@ -216,18 +244,15 @@ impl ParquetFileWriter {
         })
     }
 
-    /// Adds one row: `payload` is parsed here unless classification already parsed the event.
+    /// Adds one row from the event's JSON text (an object: classification checked it).
     pub fn push(
         &mut self,
         partition: i32,
         offset: i64,
-        event: ValidEvent,
+        event: &ValidEvent,
         payload: &[u8],
     ) -> Result<(), EncodeError> {
-        let mut fields = match event.parsed {
-            Some(fields) => fields,
-            None => serde_json::from_slice(payload).map_err(EncodeError::Json)?,
-        };
+        let fields = Fields::parse(payload).map_err(EncodeError::Json)?;
         self.partition.append_value(partition);
         self.offset.append_value(offset);
         self.timestamp.append_value(event.timestamp);
@@ -235,17 +260,20 @@ impl ParquetFileWriter {
         self.event_id.append_option(event.event_id.as_deref());
         self.schema_version
             .append_value(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
-        let mut extra = Map::new();
-        for ((name, kind), builder) in self.columns.columns.iter().zip(&mut self.values) {
-            if let Some(misfit) = builder.append(*kind, fields.remove(name)) {
-                extra.insert(name.clone(), misfit);
+        let columns = &self.columns.columns;
+        let mut extra = fields.others(|name| !columns.iter().any(|(column, _)| column == name));
+        for ((name, kind), builder) in columns.iter().zip(&mut self.values) {
+            let value = fields.get(name);
+            if !builder.append(*kind, value)
+                && let Some(misfit) = value
+            {
+                extra.insert(name, misfit);
             }
         }
-        extra.extend(fields);
         if extra.is_empty() {
             self.extra.append_null();
         } else {
-            self.extra.append_value(Value::Object(extra).to_string());
+            self.extra.append_value(object_text(&extra));
         }
         if self.offset.len() >= BATCH_ROWS {
             self.flush()?;

@@ -140,6 +140,30 @@ fn parquet_keeps_values_that_do_not_fit_their_column_in_extra() {
 }
 
 #[test]
+fn parquet_columns_are_read_from_the_event_text_as_a_parser_would() {
+    // Escapes, an integral float (valid "integer" to the contract, not an Int64 value), the
+    // last of a repeated extra field, and an integer in a Float64 column.
+    let records = [record(
+        20,
+        r#"{"id":"\u0061b","qty":2.0,"price":3,"paid":false,"tags":[ 1, {"k":"v"} ],"n":1,"n":2}"#,
+    )];
+    let file = encode(FileFormat::Parquet, &records).file.expect("file");
+    let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
+    assert_eq!(rows[0]["id"], json!("ab"));
+    assert_eq!(rows[0]["qty"], json!(null));
+    assert_eq!(rows[0]["price"], json!(3.0));
+    assert_eq!(rows[0]["paid"], json!(false));
+    assert_eq!(
+        rows[0]["tags"],
+        json!(r#"[ 1, {"k":"v"} ]"#),
+        "nested values keep their text"
+    );
+    let extra: serde_json::Value =
+        serde_json::from_str(rows[0]["_extra"].as_str().expect("text")).expect("json");
+    assert_eq!(extra, json!({"qty": 2.0, "n": 2}));
+}
+
+#[test]
 fn jsonl_lines_put_the_sink_columns_first() {
     let file = encode(FileFormat::Jsonl, &sample()).file.expect("file");
     let text = String::from_utf8(file.data.to_vec()).expect("utf8");
