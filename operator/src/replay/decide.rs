@@ -3,6 +3,7 @@
 //! one step before the action that needs it, so a restarted operator can always finish or undo.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -191,8 +192,8 @@ fn ahead_in_queue(obs: &Observation) -> Option<(String, ReplayPhase)> {
 
 fn dry_run(obs: &Observation, request: &ReplayRequest, target: ReplayTarget) -> Decision {
     let plan = match planned(obs, request) {
-        Ok(plan) => plan,
-        Err(decision) => return decision,
+        ControlFlow::Continue(plan) => plan,
+        ControlFlow::Break(decision) => return decision,
     };
     let records = plan_records(&plan);
     let message = format!(
@@ -313,8 +314,8 @@ fn reset_offsets(obs: &Observation, request: &ReplayRequest) -> Decision {
     if status.plan.is_empty() {
         // The plan goes to status first: if the commit below is repeated, it commits the same offsets.
         let plan = match planned(obs, request) {
-            Ok(plan) => plan,
-            Err(decision) => return decision,
+            ControlFlow::Continue(plan) => plan,
+            ControlFlow::Break(decision) => return decision,
         };
         let message = format!(
             "committing offsets of {} partitions ({} records to re-read)",
@@ -409,11 +410,11 @@ fn follow(obs: &Observation) -> Decision {
 }
 
 /// The plan; without one, the decision to look again once the offsets are read, or to fail.
-fn planned(obs: &Observation, request: &ReplayRequest) -> Result<OffsetResetPlan, Decision> {
+fn planned(obs: &Observation, request: &ReplayRequest) -> ControlFlow<Decision, OffsetResetPlan> {
     match plan(obs, request) {
-        Ok(Some(plan)) => Ok(plan),
-        Ok(None) => Err(Step::new(obs).after(POLL).done()),
-        Err((reason, message)) => Err(fail(obs, reason, message)),
+        Ok(Some(plan)) => ControlFlow::Continue(plan),
+        Ok(None) => ControlFlow::Break(Step::new(obs).after(POLL).done()),
+        Err((reason, message)) => ControlFlow::Break(fail(obs, reason, message)),
     }
 }
 
