@@ -46,6 +46,11 @@ impl ClientContext for SinkContext {
             if *partition >= 0 && stats.hi_offset >= 0 {
                 self.metrics.set_high_watermark(*partition, stats.hi_offset);
             }
+            // The group's committed offset as the broker knows it: right before this process commits
+            // (after a restart or a rebalance) as well as after.
+            if *partition >= 0 && stats.committed_offset >= 0 {
+                self.metrics.set_committed(*partition, stats.committed_offset);
+            }
         }
     }
 }

@@ -216,3 +216,44 @@ async fn bounded_mode_lands_exactly_the_requested_ranges_and_exits_zero() {
         "bounded mode has no group and commits nothing: {committed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_reports_the_groups_offsets_and_no_lag_before_it_commits() {
+    let dataset = TestDataset::create("e2e-lag", 1).await;
+    let topic = dataset.name.raw_topic();
+    let records: Vec<TestRecord> = (0..50).map(|i| TestRecord::order(i, 1, 200)).collect();
+    produce(&topic, &records).await;
+    let ends = end_offsets(&topic, 1);
+    let location = format!("file://{}", dataset.local_raw_zone().display());
+    let first = ConsumerProcess::start(&dataset, &location, "first", &[]);
+    wait_committed(
+        &dataset.name.consumer_group(),
+        &topic,
+        &ends,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(first.terminate(Duration::from_secs(30)).success());
+
+    // Nothing is left to land, so the second process never commits: what it reports comes from the group.
+    let second = ConsumerProcess::start(&dataset, &location, "second", &[]);
+    let mut seen = (None, None);
+    for _ in 0..60 {
+        seen = (
+            second.metric("streamlake_consumer_committed_offset").await,
+            second.metric("streamlake_consumer_lag").await,
+        );
+        if seen == (Some(50.0), Some(0.0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        seen,
+        (Some(50.0), Some(0.0)),
+        "(committed offset, lag) of partition 0"
+    );
+    let written = second.metric("streamlake_consumer_records_written_total").await;
+    assert_eq!(written, Some(0.0), "the second process landed nothing");
+    assert!(second.terminate(Duration::from_secs(30)).success());
+}
