@@ -44,7 +44,7 @@ impl JsonlWriter {
     }
 
     /// Writes one line: the sink's columns, then the record's own fields taken verbatim from `payload`
-    /// (a JSON object the classifier parsed), so the record is not serialized a second time.
+    /// (a JSON object the classifier checked), so the record is never parsed into a tree or re-serialized.
     pub fn push(
         &mut self,
         partition: i32,
