@@ -380,29 +380,10 @@ async fn dq_check_reads_a_gs_raw_zone_on_the_gcs_emulator() {
     let date: IngestionDate = DAY.parse().expect("date");
     let doc = load_metadata(&store, &layout, date).await.expect("metadata").doc;
     let removed = doc.partition_files(1)[0].clone();
-    // Through the JSON API: core's delete goes over gRPC, which the emulator does not serve.
-    let object = format!(
-        "operator-tests/{}/{}",
-        test.ns.name,
-        layout.data_file_key(date, &removed.path)
-    );
-    let encoded: String = object
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    let deleted = streamlake_testkit::http_client()
-        .delete(format!("{emulator}/storage/v1/b/{bucket}/o/{encoded}"))
-        .send()
+    store
+        .delete(&layout.data_file_key(date, &removed.path))
         .await
-        .expect("DELETE answered");
-    assert!(
-        deleted.status().is_success(),
-        "DELETE {object}: {}",
-        deleted.status()
-    );
+        .expect("delete from the bucket");
     assert!(
         store
             .get(&layout.data_file_key(date, &removed.path))
