@@ -142,6 +142,12 @@ impl Contract {
             .is_ok_and(|fast| fast.certainly_valid(payload, reserved))
     }
 
+    /// The record key of an event that is certainly valid ([`Self::certainly_valid`]), read in the same
+    /// pass; `None` means "parse it, ask [`Self::violations`] and [`Self::partition_key`]".
+    pub fn certainly_valid_key(&self, payload: &[u8], reserved: &[&str]) -> Option<String> {
+        (self.fast.as_ref().ok()?).certainly_valid_key(payload, reserved, &self.partition_key)
+    }
+
     /// Why the contract has no fast check, if it has none.
     pub fn fast_check_unsupported(&self) -> Option<&fast::Unsupported> {
         self.fast.as_ref().err()

@@ -117,9 +117,7 @@ pub struct Rejection {
 /// Validates one event; on success returns its record key. The record's value is `bytes` either way.
 pub fn check(contract: &Contract, bytes: &[u8]) -> Result<String, Rejection> {
     // Most events are valid: recognised over their bytes, with no JSON tree; any doubt takes the full path.
-    if contract.certainly_valid(bytes, &[])
-        && let Some(key) = contract.partition_key_from_bytes(bytes)
-    {
+    if let Some(key) = contract.certainly_valid_key(bytes, &[]) {
         return Ok(key);
     }
     check_in_full(contract, bytes)

@@ -8,11 +8,16 @@
 //! outside that set gets no fast check at all. The differential tests hold it to one rule: the fast
 //! check never calls an event valid that the full validator rejects.
 
+use std::cell::Cell;
+
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::skip::Skipped;
+use capture::{Capture, KeySeed};
+
+mod capture;
 
 const NULL: u8 = 1;
 const BOOLEAN: u8 = 1 << 1;
@@ -68,10 +73,27 @@ impl FastSchema {
     /// True only when `payload` is one JSON object that meets the contract and has none of the
     /// `reserved` top-level fields; false means "ask the full validator".
     pub fn certainly_valid(&self, payload: &[u8], reserved: &[&str]) -> bool {
+        self.read_root(payload, reserved, None)
+    }
+
+    /// The top-level `key_field` of a `payload` that is certainly valid, read in the same pass (a string
+    /// as is, an integer as decimal text); `None` means "ask the full validator" or no such key.
+    pub fn certainly_valid_key(&self, payload: &[u8], reserved: &[&str], key_field: &str) -> Option<String> {
+        let key = Cell::new(None);
+        let capture = (self.root.properties.iter())
+            .position(|(name, _)| name == key_field)
+            .map(|index| Capture { index, out: &key });
+        self.read_root(payload, reserved, capture)
+            .then(|| key.take())
+            .flatten()
+    }
+
+    fn read_root(&self, payload: &[u8], reserved: &[&str], capture: Option<Capture<'_>>) -> bool {
         let mut de = serde_json::Deserializer::from_slice(payload);
         let seed = Check {
             checks: &self.root,
             reserved,
+            capture,
         };
         de.deserialize_map(seed).is_ok() && de.end().is_ok()
     }
@@ -356,6 +378,8 @@ struct Check<'s> {
     checks: &'s Checks,
     /// Top-level field names the event may not carry (only checked on the root object).
     reserved: &'s [&'s str],
+    /// The root property whose value is kept (the partition key), if asked for.
+    capture: Option<Capture<'s>>,
 }
 
 fn fail<E: de::Error>() -> Result<(), E> {
@@ -365,10 +389,7 @@ fn fail<E: de::Error>() -> Result<(), E> {
 fn read<'de, D: Deserializer<'de>>(node: &Node, deserializer: D) -> Result<(), D::Error> {
     match node {
         Node::Any => Skipped::deserialize(deserializer).map(|_| ()),
-        Node::Checked(checks) => deserializer.deserialize_any(Check {
-            checks,
-            reserved: &[],
-        }),
+        Node::Checked(checks) => deserializer.deserialize_any(Check::nested(checks)),
     }
 }
 
@@ -388,7 +409,16 @@ impl<'de> DeserializeSeed<'de> for Check<'_> {
     }
 }
 
-impl Check<'_> {
+impl<'s> Check<'s> {
+    /// The check of a value below the root: no reserved names, nothing kept.
+    fn nested(checks: &'s Checks) -> Self {
+        Self {
+            checks,
+            reserved: &[],
+            capture: None,
+        }
+    }
+
     fn integer<E: de::Error>(&self, magnitude: u64, as_f64: f64) -> Result<(), E> {
         if self.checks.types & INTEGER == 0 || self.checks.enum_strings.is_some() {
             return fail();
@@ -540,7 +570,14 @@ impl<'de> Visitor<'de> for Check<'_> {
                         return fail(); // a duplicate key: the full validator sees only the last value
                     }
                     seen |= bit;
-                    map.next_value_seed(NodeSeed(&c.properties[index].1))?;
+                    let node = &c.properties[index].1;
+                    match self.capture {
+                        Some(capture) if capture.index == index => map.next_value_seed(KeySeed {
+                            node,
+                            out: capture.out,
+                        })?,
+                        _ => map.next_value_seed(NodeSeed(node))?,
+                    }
                 }
                 (None, Additional::Forbidden) => return fail(),
                 (None, Additional::Any) => {

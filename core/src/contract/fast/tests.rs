@@ -35,6 +35,16 @@ fn sound(contract: &Contract, payload: &[u8]) -> bool {
         "the fast check accepted what the full validator rejects: {}",
         String::from_utf8_lossy(payload)
     );
+    // The key kept on the way is the one the full path reads, exactly when the event is certainly valid.
+    let full_key = serde_json::from_slice::<Value>(payload)
+        .ok()
+        .and_then(|event| contract.partition_key(&event));
+    assert_eq!(
+        contract.certainly_valid_key(payload, &RESERVED),
+        full_key.filter(|_| fast),
+        "{}",
+        String::from_utf8_lossy(payload)
+    );
     fast
 }
 
