@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::names::{DatasetName, InvalidDatasetName};
 
 pub mod fast;
-mod key;
 mod skip;
 
 /// The schema keyword naming the field whose value is the record key.
@@ -160,12 +159,6 @@ impl Contract {
             Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
             _ => None,
         }
-    }
-
-    /// [`Self::partition_key`] of the event in `payload`, read from its bytes without building it;
-    /// `None` as well when the payload is not one JSON object.
-    pub fn partition_key_from_bytes(&self, payload: &[u8]) -> Option<String> {
-        key::from_bytes(payload, &self.partition_key)
     }
 }
 

@@ -52,37 +52,16 @@ impl JsonlWriter {
         event: &ValidEvent,
         payload: &[u8],
     ) -> std::io::Result<()> {
-        let line = &mut self.line;
+        let Self { output, line } = self;
+        let compressor: &mut dyn Write = match output {
+            // Straight into the file's buffer: the line is not copied a second time.
+            Output::Plain(out) => return append_line(out, partition, offset, event, payload),
+            Output::Gzip(out) => out,
+            Output::Zstd(out) => out,
+        };
         line.clear();
-        write!(
-            line,
-            r#"{{"_partition":{partition},"_offset":{offset},"_timestamp":""#
-        )?;
-        line.extend_from_slice(format_timestamp(event.timestamp).as_bytes());
-        line.extend_from_slice(br#"","_key":"#);
-        serde_json::to_writer(&mut *line, &event.key)?;
-        line.extend_from_slice(br#","_event_id":"#);
-        serde_json::to_writer(&mut *line, &event.event_id)?;
-        write!(line, r#","_schema_version":{}"#, event.schema_version)?;
-        match object_members(payload) {
-            Some(members) => {
-                line.push(b',');
-                // Raw line breaks can only be whitespace between tokens in valid JSON (strings escape them).
-                line.extend(
-                    members
-                        .iter()
-                        .map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }),
-                );
-            }
-            None => line.push(b'}'),
-        }
-        line.push(b'\n');
-        match &mut self.output {
-            Output::Plain(out) => out.extend_from_slice(line),
-            Output::Gzip(out) => out.write_all(line)?,
-            Output::Zstd(out) => out.write_all(line)?,
-        }
-        Ok(())
+        append_line(line, partition, offset, event, payload)?;
+        compressor.write_all(line)
     }
 
     pub fn finish(self) -> std::io::Result<Vec<u8>> {
@@ -92,6 +71,39 @@ impl JsonlWriter {
             Output::Zstd(out) => out.finish(),
         }
     }
+}
+
+fn append_line(
+    line: &mut Vec<u8>,
+    partition: i32,
+    offset: i64,
+    event: &ValidEvent,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    write!(
+        line,
+        r#"{{"_partition":{partition},"_offset":{offset},"_timestamp":""#
+    )?;
+    line.extend_from_slice(format_timestamp(event.timestamp).as_bytes());
+    line.extend_from_slice(br#"","_key":"#);
+    serde_json::to_writer(&mut *line, &event.key)?;
+    line.extend_from_slice(br#","_event_id":"#);
+    serde_json::to_writer(&mut *line, &event.event_id)?;
+    write!(line, r#","_schema_version":{}"#, event.schema_version)?;
+    match object_members(payload) {
+        Some(members) => {
+            line.push(b',');
+            // Raw line breaks can only be whitespace between tokens in valid JSON (strings escape them).
+            line.extend(
+                members
+                    .iter()
+                    .map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }),
+            );
+        }
+        None => line.push(b'}'),
+    }
+    line.push(b'\n');
+    Ok(())
 }
 
 /// The members of a JSON object's text and its closing brace: `{"a":1}` gives `"a":1}`; `{ }` gives `None`.
