@@ -147,6 +147,8 @@ async fn main() -> anyhow::Result<()> {
         args.record_size,
     )
     .await?;
+    // The reference for latency: the Java producer at the same rate on the same broker, warm.
+    let reference = latency_reference(&args, &perf_topic, &payloads)?;
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await?
         .text()
@@ -181,6 +183,14 @@ async fn main() -> anyhow::Result<()> {
         ms(single.max)
     );
     println!(
+        "| kafka-producer-perf-test at {} records/s for {} s after {REFERENCE_WARMUP_SECONDS} s of warm-up (steady state, whole ms) | p50 {:.0} ms, p99 {:.0} ms |",
+        args.rate, args.seconds, reference.0, reference.1
+    );
+    println!(
+        "| p99 single event / p99 perf-test record | {:.2} |",
+        ms(single.p99) / reference.1.max(1.0)
+    );
+    println!(
         "| the same inside the API (its latency histogram: bucket bounds) | p50 ≤ {:.1} ms, p99 ≤ {:.1} ms |",
         inside[0] * 1000.0,
         inside[1] * 1000.0
@@ -213,6 +223,48 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Seconds of the latency reference run left out of its statistics (JVM start and JIT).
+const REFERENCE_WARMUP_SECONDS: u64 = 3;
+
+/// kafka-producer-perf-test offering `--rate` records/s for `--seconds` after a warm-up: its steady-state
+/// (p50, p99) send-to-acknowledgement latency in ms, the same span the API's client sees minus HTTP.
+fn latency_reference(args: &Args, topic: &str, payloads: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let warmup = args.rate * REFERENCE_WARMUP_SECONDS;
+    let output = Command::new(args.kafka_bin.join("kafka-producer-perf-test"))
+        .args(["--topic", topic, "--throughput", &args.rate.to_string()])
+        .args(["--num-records", &(warmup + args.rate * args.seconds).to_string()])
+        .args(["--warmup-records", &warmup.to_string()])
+        .arg("--payload-file")
+        .arg(payloads)
+        .arg("--producer-props")
+        .arg(format!("bootstrap.servers={}", args.bootstrap))
+        .args(PRODUCER_PROPS)
+        .arg(format!("linger.ms={}", args.linger_ms))
+        .output()
+        .context("running kafka-producer-perf-test for latency")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "kafka-producer-perf-test failed: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // "N steady state records sent, X records/sec (Y MB/sec), A ms avg latency, ..., P ms 50th, ..., Q ms 99th, ..."
+    let summary = stdout
+        .lines()
+        .rfind(|l| l.contains("steady state records sent"))
+        .context("no steady-state summary from kafka-producer-perf-test")?;
+    let quantile = |suffix: &str| -> anyhow::Result<f64> {
+        let field = summary
+            .split(", ")
+            .find(|f| f.trim_end_matches('.').ends_with(suffix))
+            .with_context(|| format!("no {suffix} in {summary:?}"))?;
+        let value = field.split(' ').next().unwrap_or_default();
+        value.parse().with_context(|| format!("{suffix} in {summary:?}"))
+    };
+    Ok((quantile(" ms 50th")?, quantile(" ms 99th")?))
 }
 
 /// Runs the perf test on its own topic and returns its records/s.
