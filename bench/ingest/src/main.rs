@@ -232,25 +232,8 @@ const REFERENCE_WARMUP_SECONDS: u64 = 3;
 /// (p50, p99) send-to-acknowledgement latency in ms, the same span the API's client sees minus HTTP.
 fn latency_reference(args: &Args, topic: &str, payloads: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let warmup = args.rate * REFERENCE_WARMUP_SECONDS;
-    let output = Command::new(args.kafka_bin.join("kafka-producer-perf-test"))
-        .args(["--topic", topic, "--throughput", &args.rate.to_string()])
-        .args(["--num-records", &(warmup + args.rate * args.seconds).to_string()])
-        .args(["--warmup-records", &warmup.to_string()])
-        .arg("--payload-file")
-        .arg(payloads)
-        .arg("--producer-props")
-        .arg(format!("bootstrap.servers={}", args.bootstrap))
-        .args(PRODUCER_PROPS)
-        .arg(format!("linger.ms={}", args.linger_ms))
-        .output()
-        .context("running kafka-producer-perf-test for latency")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "kafka-producer-perf-test failed: {}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let records = warmup + args.rate * args.seconds;
+    let stdout = run_perf_test(args, topic, payloads, records, args.rate as i64, warmup)?;
     // "N steady state records sent, X records/sec (Y MB/sec), A ms avg latency, ..., P ms 50th, ..., Q ms 99th, ..."
     let summary = stdout
         .lines()
@@ -267,33 +250,9 @@ fn latency_reference(args: &Args, topic: &str, payloads: &std::path::Path) -> an
     Ok((quantile(" ms 50th")?, quantile(" ms 99th")?))
 }
 
-/// Runs the perf test on its own topic and returns its records/s.
+/// Runs the perf test on its own topic as fast as it can and returns its records/s.
 fn perf_test(args: &Args, topic: &str, payloads: &std::path::Path) -> anyhow::Result<f64> {
-    let bootstrap = format!("bootstrap.servers={}", args.bootstrap);
-    let output = Command::new(args.kafka_bin.join("kafka-producer-perf-test"))
-        .args([
-            "--topic",
-            topic,
-            "--num-records",
-            &args.records.to_string(),
-            "--throughput",
-            "-1",
-        ])
-        .arg("--payload-file")
-        .arg(payloads)
-        .arg("--producer-props")
-        .arg(&bootstrap)
-        .args(PRODUCER_PROPS)
-        .arg(format!("linger.ms={}", args.linger_ms))
-        .output()
-        .context("running kafka-producer-perf-test")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "kafka-producer-perf-test failed: {}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = run_perf_test(args, topic, payloads, args.records, -1, 0)?;
     // Final line: "N records sent, X records/sec (Y MB/sec), ..."
     let summary = stdout
         .lines()
@@ -305,6 +264,42 @@ fn perf_test(args: &Args, topic: &str, payloads: &std::path::Path) -> anyhow::Re
         .and_then(|s| s.split(' ').next())
         .context("no rate in summary")?;
     rate.parse().with_context(|| format!("rate in {summary:?}"))
+}
+
+/// kafka-producer-perf-test with the bench's records and producer settings (`throughput` -1: unthrottled);
+/// returns its standard output.
+fn run_perf_test(
+    args: &Args,
+    topic: &str,
+    payloads: &std::path::Path,
+    records: u64,
+    throughput: i64,
+    warmup: u64,
+) -> anyhow::Result<String> {
+    let mut command = Command::new(args.kafka_bin.join("kafka-producer-perf-test"));
+    command
+        .args(["--topic", topic, "--num-records", &records.to_string()])
+        .args(["--throughput", &throughput.to_string()]);
+    if warmup > 0 {
+        command.args(["--warmup-records", &warmup.to_string()]);
+    }
+    let output = command
+        .arg("--payload-file")
+        .arg(payloads)
+        .arg("--producer-props")
+        .arg(format!("bootstrap.servers={}", args.bootstrap))
+        .args(PRODUCER_PROPS)
+        .arg(format!("linger.ms={}", args.linger_ms))
+        .output()
+        .context("running kafka-producer-perf-test")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "kafka-producer-perf-test failed: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
 }
 
 fn free_port() -> anyhow::Result<u16> {
