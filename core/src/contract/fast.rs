@@ -92,12 +92,12 @@ impl FastSchema {
 
     fn read_root(&self, payload: &[u8], reserved: &[&str], capture: Option<Capture<'_>>) -> bool {
         let mut de = serde_json::Deserializer::from_slice(payload);
-        let seed = Check {
+        let root = Check {
             checks: &self.root,
             reserved,
             capture,
         };
-        de.deserialize_map(seed).is_ok() && de.end().is_ok()
+        de.deserialize_map(root).is_ok() && de.end().is_ok()
     }
 }
 
@@ -220,26 +220,15 @@ fn fail<E: de::Error>() -> Result<(), E> {
     Err(E::custom("not certainly valid"))
 }
 
-fn read<'de, D: Deserializer<'de>>(node: &Node, deserializer: D) -> Result<(), D::Error> {
-    match node {
-        Node::Any => Skipped::deserialize(deserializer).map(|_| ()),
-        Node::Checked(checks) => deserializer.deserialize_any(Check::nested(checks)),
-    }
-}
-
 struct NodeSeed<'s>(&'s Node);
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        read(self.0, deserializer)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Check<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+        match self.0 {
+            Node::Any => Skipped::deserialize(deserializer).map(|_| ()),
+            Node::Checked(checks) => deserializer.deserialize_any(Check::nested(checks)),
+        }
     }
 }
 
