@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use streamlake_core::contract::Contract;
 use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat};
 
-use crate::classify::{Classifier, Rejection};
+use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
 
 pub use self::parquet::{ColumnKind, ParquetColumns};
@@ -108,20 +108,8 @@ impl Encoder {
             };
             let stats = stats.get_or_insert_with(|| RunStats::starting_at(record.offset, event.timestamp));
             stats.add(record.offset, event.timestamp, event.schema_version);
-            match &mut writer {
-                FormatWriter::Jsonl(w) => w.push(
-                    partition,
-                    record.offset,
-                    &event,
-                    record.payload.as_deref().unwrap_or_default(),
-                )?,
-                FormatWriter::Parquet(w) => w.push(
-                    partition,
-                    record.offset,
-                    &event,
-                    record.payload.as_deref().unwrap_or_default(),
-                )?,
-            }
+            let payload = record.payload.as_deref().unwrap_or_default();
+            writer.push(partition, record.offset, &event, payload)?;
         }
         let Some(stats) = stats else {
             return Ok(EncodedRun { file: None, rejected });
@@ -168,6 +156,21 @@ impl Encoder {
 enum FormatWriter {
     Jsonl(jsonl::JsonlWriter),
     Parquet(Box<parquet::ParquetFileWriter>),
+}
+
+impl FormatWriter {
+    fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: &ValidEvent,
+        payload: &[u8],
+    ) -> Result<(), EncodeError> {
+        match self {
+            Self::Jsonl(w) => Ok(w.push(partition, offset, event, payload)?),
+            Self::Parquet(w) => w.push(partition, offset, event, payload),
+        }
+    }
 }
 
 struct RunStats {
