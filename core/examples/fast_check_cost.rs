@@ -1,0 +1,88 @@
+//! What the contract fast check costs per event, on the consumer benchmark's orders.
+//!
+//! The events are those bench/consumer/run produces (1,000 distinct valid orders padded with line
+//! items to about 968 bytes), checked against contracts/orders.v1.json with the consumer's reserved
+//! fields, on one thread and on two threads sharing one contract as the consumer's landing does.
+//! Run: `cargo run --release -p streamlake-core --example fast_check_cost [ROUNDS]`.
+
+use std::error::Error;
+use std::time::Instant;
+
+use serde_json::Value;
+use streamlake_core::contract::Contract;
+use streamlake_core::names::DatasetName;
+
+/// The consumer's reserved fields (consumer/src/classify.rs).
+const RESERVED: [&str; 6] = [
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_key",
+    "_event_id",
+    "_schema_version",
+];
+/// bench/consumer/run's default RECORD_BYTES.
+const RECORD_BYTES: usize = 1024;
+
+/// The same orders as bench/consumer/run's Python generator (`json.dumps`, compact), byte for byte.
+fn orders() -> Vec<Vec<u8>> {
+    (0..1000)
+        .map(|i| {
+            let head = format!(
+                r#"{{"order_id":"o-{i}","customer_id":"c-{}","amount":"9.99","currency":"EUR","created_at":"2025-01-02T10:00:00Z","line_items":["#,
+                i % 97
+            );
+            let mut items = vec![r#"{"sku":"sku-1","quantity":1,"unit_price":"9.99"}"#.to_owned()];
+            let event = |items: &[String]| format!("{head}{}]}}", items.join(","));
+            while event(&items).len() < RECORD_BYTES - 60 {
+                items.push(format!(r#"{{"sku":"sku-{:05}","quantity":2,"unit_price":"0.01"}}"#, items.len()));
+            }
+            event(&items).into_bytes()
+        })
+        .collect()
+}
+
+/// Checks every event `rounds` times; returns the nanoseconds per event.
+fn run(contract: &Contract, events: &[Vec<u8>], rounds: usize) -> f64 {
+    let start = Instant::now();
+    let mut valid = 0usize;
+    for _ in 0..rounds {
+        valid += events
+            .iter()
+            .filter(|e| contract.certainly_valid(e, &RESERVED))
+            .count();
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(valid, rounds * events.len(), "every benchmark order is valid");
+    elapsed.as_nanos() as f64 / (rounds * events.len()) as f64
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let rounds: usize = std::env::args().nth(1).map_or(Ok(300), |r| r.parse())?;
+    let events = orders();
+    let mean = events.iter().map(Vec::len).sum::<usize>() / events.len();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let contract = Contract::from_schema(DatasetName::new("orders")?, 1, schema)?;
+    if let Some(why) = contract.fast_check_unsupported() {
+        return Err(format!("the orders contract has no fast check: {why}").into());
+    }
+    run(&contract, &events, rounds / 10 + 1); // warm up
+    let single = run(&contract, &events, rounds);
+    let (a, b) = std::thread::scope(|s| {
+        let one = s.spawn(|| run(&contract, &events, rounds));
+        let two = s.spawn(|| run(&contract, &events, rounds));
+        (one.join(), two.join())
+    });
+    let (a, b) = (
+        a.map_err(|_| "thread panicked")?,
+        b.map_err(|_| "thread panicked")?,
+    );
+    println!(
+        "{} events of {mean} bytes on average, {rounds} rounds",
+        events.len()
+    );
+    println!("certainly_valid, 1 thread:  {single:.0} ns/event");
+    println!("certainly_valid, 2 threads: {a:.0} / {b:.0} ns/event (each thread, one shared contract)");
+    Ok(())
+}
