@@ -29,8 +29,8 @@ pub enum EncodeError {
     Parquet(#[from] ::parquet::errors::ParquetError),
     #[error("building Arrow columns: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("parsing an event the contract check passed: {0}")]
-    Json(serde_json::Error),
+    #[error(transparent)]
+    Fields(#[from] fields::NotAnObject),
     #[error("the contract cannot be mapped to Parquet columns: {0}")]
     Schema(String),
 }

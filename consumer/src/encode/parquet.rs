@@ -18,11 +18,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use streamlake_core::contract::Contract;
 
 use super::EncodeError;
-use super::fields::{Fields, Shape, Text, shape};
+use super::fields::{Fields, Shape, shape, string_value};
 use crate::classify::{RESERVED_FIELDS, ValidEvent};
 
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer.
@@ -139,24 +138,22 @@ impl ColumnBuilder {
 
     /// Appends `value` (null when absent or null) if it fits the column; otherwise appends null and
     /// returns false, and the caller keeps the value in `_extra`.
-    fn append(&mut self, kind: ColumnKind, value: Option<&RawValue>) -> bool {
+    fn append(&mut self, kind: ColumnKind, value: Option<&str>) -> bool {
         let Some(value) = value.filter(|v| shape(v) != Shape::Null) else {
             self.append_null();
             return true;
         };
         let fits = match (&mut *self, kind, shape(value)) {
-            (Self::Utf8(b), ColumnKind::Utf8, Shape::String) => serde_json::from_str::<Text<'_>>(value.get())
-                .map(|text| b.append_value(text.0))
-                .is_ok(),
+            (Self::Utf8(b), ColumnKind::Utf8, Shape::String) => {
+                string_value(value).map(|text| b.append_value(text)).is_some()
+            }
             (Self::Utf8(b), ColumnKind::Json, _) => {
-                b.append_value(value.get());
+                b.append_value(value);
                 true
             }
             // Integers only: `1.0` or `1e3` is a float to JSON parsers, and does not fit an Int64 column.
-            (Self::Int64(b), _, Shape::Number) => {
-                value.get().parse::<i64>().map(|n| b.append_value(n)).is_ok()
-            }
-            (Self::Float64(b), _, Shape::Number) => serde_json::from_str::<f64>(value.get())
+            (Self::Int64(b), _, Shape::Number) => value.parse::<i64>().map(|n| b.append_value(n)).is_ok(),
+            (Self::Float64(b), _, Shape::Number) => serde_json::from_str::<f64>(value)
                 .map(|n| b.append_value(n))
                 .is_ok(),
             (Self::Boolean(b), _, Shape::Bool(v)) => {
@@ -191,7 +188,7 @@ impl ColumnBuilder {
 }
 
 /// A JSON object of raw values, keys in order.
-fn object_text(fields: &BTreeMap<&str, &RawValue>) -> String {
+fn object_text(fields: &BTreeMap<&str, &str>) -> String {
     let mut text = String::from("{");
     for (i, (name, value)) in fields.iter().enumerate() {
         if i > 0 {
@@ -199,7 +196,7 @@ fn object_text(fields: &BTreeMap<&str, &RawValue>) -> String {
         }
         text.push_str(&Value::from(*name).to_string());
         text.push(':');
-        text.push_str(value.get());
+        text.push_str(value);
     }
     text.push('}');
     text
@@ -252,7 +249,7 @@ impl ParquetFileWriter {
         event: &ValidEvent,
         payload: &[u8],
     ) -> Result<(), EncodeError> {
-        let fields = Fields::parse(payload).map_err(EncodeError::Json)?;
+        let fields = Fields::parse(payload)?;
         self.partition.append_value(partition);
         self.offset.append_value(offset);
         self.timestamp.append_value(event.timestamp);
