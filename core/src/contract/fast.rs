@@ -17,9 +17,11 @@ use serde_json::Value;
 use super::skip::Skipped;
 use capture::{Capture, KeySeed};
 use compile::compile;
+use pattern::Pattern;
 
 mod capture;
 mod compile;
+mod pattern;
 
 const NULL: u8 = 1;
 const BOOLEAN: u8 = 1 << 1;
@@ -120,7 +122,7 @@ struct Checks {
     enum_strings: Option<Vec<String>>,
     min_length: Option<usize>,
     max_length: Option<usize>,
-    pattern: Option<regex::bytes::Regex>,
+    pattern: Option<Pattern>,
     date_time: bool,
     minimum: Option<f64>,
     maximum: Option<f64>,

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::pattern::Pattern;
+
 use super::{
     ANNOTATIONS, ARRAY, Additional, BOOLEAN, Checks, EXACT_F64_INTEGER, INTEGER, MAX_PROPERTIES, NULL,
     NUMBER, Node, OBJECT, STRING, Unsupported, unsupported,
@@ -133,45 +135,9 @@ fn bound(keyword: &str, value: &Value) -> Result<f64, Unsupported> {
     exact.map_or_else(|| unsupported(format!("{keyword} = {value}")), Ok)
 }
 
-/// A pattern compiled only if it means the same in ECMA-262 (the standard's dialect) and in the regex
-/// crate over bytes: ASCII literals, character classes that are not negated, groups, alternation,
-/// quantifiers, anchors, and the escapes `\d` and `\<punctuation>`.
-fn pattern(value: &Value) -> Result<regex::bytes::Regex, Unsupported> {
-    let Some(pattern) = value.as_str() else {
-        return unsupported("a pattern that is not a string");
-    };
-    let no = || unsupported(format!("pattern {pattern:?}"));
-    let bytes = pattern.as_bytes();
-    let mut in_class = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let next = bytes.get(i + 1).copied();
-        match (bytes[i], in_class) {
-            // `\<` and `\>` are word boundaries to the regex crate, letters are classes or references.
-            (b'\\', _) => match next {
-                Some(b'd') => i += 1,
-                Some(c) if c.is_ascii_punctuation() && c != b'<' && c != b'>' => i += 1,
-                _ => return no(),
-            },
-            (b'.', false) => return no(),
-            (b'[', false) if next == Some(b'^') || next == Some(b']') => return no(),
-            (b'[', false) => in_class = true,
-            (b']', true) => in_class = false,
-            // Nested classes, POSIX classes and set operations exist only in the regex crate.
-            (b'[', true) => return no(),
-            (b'&' | b'-' | b'~', true) if next == Some(bytes[i]) => return no(),
-            (b'(', false) if next == Some(b'?') && bytes.get(i + 2) != Some(&b':') => return no(),
-            (b'{', false) if next == Some(b',') => return no(),
-            (c, _) if !c.is_ascii() || c.is_ascii_control() => return no(),
-            _ => {}
-        }
-        i += 1;
+fn pattern(value: &Value) -> Result<Pattern, Unsupported> {
+    match value.as_str() {
+        Some(pattern) => Pattern::compile(pattern),
+        None => unsupported("a pattern that is not a string"),
     }
-    if in_class {
-        return no();
-    }
-    regex::bytes::RegexBuilder::new(pattern)
-        .unicode(false)
-        .build()
-        .or_else(|_| no())
 }
