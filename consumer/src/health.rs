@@ -29,9 +29,11 @@ impl Health {
         }
     }
 
-    pub fn polled(&self) {
+    /// The poll loop turned at `now` (passed in: the loop reads the clock once per record).
+    pub fn polled(&self, now: Instant) {
         self.running.store(true, Ordering::Relaxed);
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let since = now.saturating_duration_since(self.started);
+        let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         self.last_poll_ms.store(ms, Ordering::Relaxed);
     }
 
@@ -104,7 +106,7 @@ mod tests {
     fn ready_only_while_running_and_no_landing_fails() {
         let h = Health::new();
         assert!(h.readiness().is_err(), "not ready before the loop runs");
-        h.polled();
+        h.polled(Instant::now());
         assert!(h.readiness().is_ok());
         h.landing_failed(3, "GCS write: connection refused".into());
         let err = h.readiness().expect_err("failing");
@@ -120,7 +122,7 @@ mod tests {
     fn liveness_fails_when_the_loop_stalls() {
         let h = Health::new();
         assert!(h.liveness(Duration::ZERO).is_ok(), "starting is alive");
-        h.polled();
+        h.polled(Instant::now());
         assert!(h.liveness(Duration::from_secs(60)).is_ok());
         std::thread::sleep(Duration::from_millis(20));
         assert!(h.liveness(Duration::from_millis(1)).is_err());

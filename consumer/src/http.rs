@@ -79,7 +79,7 @@ mod tests {
             health: Arc::new(Health::new()),
             metrics: Arc::new(Metrics::new()),
         };
-        state.health.polled();
+        state.health.polled(std::time::Instant::now());
         let app = app(state.clone());
         assert_eq!(get_path(app.clone(), "/healthz").await.0, StatusCode::OK);
         assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::OK);

@@ -167,7 +167,7 @@ async fn land_encoded(
             ),
         })
         .collect();
-    let encoder = Encoder::new(format, &contract, "operator-tests/dqcheck".into()).expect("encoder");
+    let encoder = Encoder::new(format, &contract, "operator-tests/dqcheck".into(), 0).expect("encoder");
     let refs: Vec<&SourceRecord> = records.iter().collect();
     let run = encoder
         .encode_run(partition, &refs, &classifier)

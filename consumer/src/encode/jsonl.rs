@@ -24,18 +24,14 @@ pub struct JsonlWriter {
 }
 
 impl JsonlWriter {
-    /// `expected_bytes` sizes the output up front, so it is not copied while it grows.
-    pub fn new(format: FileFormat, expected_bytes: usize) -> std::io::Result<Self> {
+    /// Writes into `buffer` (empty, sized for the file up front, so it is not copied while it grows).
+    pub fn new(format: FileFormat, buffer: Vec<u8>) -> std::io::Result<Self> {
         let output = match format {
-            FileFormat::JsonlGzip => Output::Gzip(GzEncoder::new(
-                Vec::with_capacity(expected_bytes / 4),
-                flate2::Compression::new(GZIP_LEVEL),
-            )),
-            FileFormat::JsonlZstd => Output::Zstd(zstd::Encoder::new(
-                Vec::with_capacity(expected_bytes / 4),
-                ZSTD_LEVEL,
-            )?),
-            _ => Output::Plain(Vec::with_capacity(expected_bytes)),
+            FileFormat::JsonlGzip => {
+                Output::Gzip(GzEncoder::new(buffer, flate2::Compression::new(GZIP_LEVEL)))
+            }
+            FileFormat::JsonlZstd => Output::Zstd(zstd::Encoder::new(buffer, ZSTD_LEVEL)?),
+            _ => Output::Plain(buffer),
         };
         Ok(Self {
             output,

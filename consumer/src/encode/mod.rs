@@ -7,8 +7,10 @@
 mod fields;
 mod jsonl;
 mod parquet;
+mod pool;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -20,6 +22,7 @@ use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
 
 pub use self::parquet::{ColumnKind, ParquetColumns};
+use self::pool::BufferPool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -57,11 +60,18 @@ pub struct Encoder {
     format: FileFormat,
     columns: Option<ParquetColumns>,
     writer_version: String,
+    buffers: Arc<BufferPool>,
 }
 
 impl Encoder {
-    /// For Parquet, the columns come from the dataset's newest contract.
-    pub fn new(format: FileFormat, contract: &Contract, writer_version: String) -> Result<Self, EncodeError> {
+    /// For Parquet, the columns come from the dataset's newest contract. Up to `kept_buffer_bytes` of
+    /// file buffers are kept between files.
+    pub fn new(
+        format: FileFormat,
+        contract: &Contract,
+        writer_version: String,
+        kept_buffer_bytes: usize,
+    ) -> Result<Self, EncodeError> {
         let columns = match format {
             FileFormat::Parquet => Some(ParquetColumns::from_contract(contract)?),
             _ => None,
@@ -70,6 +80,7 @@ impl Encoder {
             format,
             columns,
             writer_version,
+            buffers: BufferPool::new(kept_buffer_bytes),
         })
     }
 
@@ -83,18 +94,24 @@ impl Encoder {
         records: &[&SourceRecord],
         classifier: &Classifier,
     ) -> Result<EncodedRun, EncodeError> {
-        let mut writer = match &self.columns {
-            Some(columns) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
+        // The records' size plus the sink's columns: the size of plain JSON lines, more than the others.
+        let expected: usize = records
+            .iter()
+            .map(|r| r.payload.as_ref().map_or(0, Vec::len) + 160)
+            .sum();
+        let mut writer = match (&self.columns, self.format) {
+            (Some(columns), _) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
                 columns,
                 &self.writer_version,
+                self.buffers.take(expected / 4),
             )?)),
-            None => {
-                let expected = records
-                    .iter()
-                    .map(|r| r.payload.as_ref().map_or(0, Vec::len) + 160)
-                    .sum();
-                FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, expected)?)
+            (None, FileFormat::Jsonl) => {
+                FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, self.buffers.take(expected))?)
             }
+            (None, _) => FormatWriter::Jsonl(jsonl::JsonlWriter::new(
+                self.format,
+                self.buffers.take(expected / 4),
+            )?),
         };
         let mut rejected = Vec::new();
         let mut stats: Option<RunStats> = None;
@@ -119,7 +136,7 @@ impl Encoder {
             FormatWriter::Parquet(w) => w.finish()?,
         };
         Ok(EncodedRun {
-            file: Some(self.describe(partition, stats, Bytes::from(data))),
+            file: Some(self.describe(partition, stats, self.buffers.freeze(data))),
             rejected,
         })
     }

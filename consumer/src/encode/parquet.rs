@@ -216,13 +216,14 @@ pub struct ParquetFileWriter {
 }
 
 impl ParquetFileWriter {
-    pub fn new(columns: &ParquetColumns, writer_version: &str) -> Result<Self, EncodeError> {
+    /// Writes the file into `buffer` (empty).
+    pub fn new(columns: &ParquetColumns, writer_version: &str, buffer: Vec<u8>) -> Result<Self, EncodeError> {
         let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_created_by(writer_version.to_owned())
             .build();
-        let writer = ArrowWriter::try_new(Vec::new(), columns.schema(), Some(properties))?;
+        let writer = ArrowWriter::try_new(buffer, columns.schema(), Some(properties))?;
         Ok(Self {
             values: columns
                 .columns

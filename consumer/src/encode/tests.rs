@@ -45,7 +45,7 @@ fn setup(format: FileFormat) -> (Encoder, Classifier) {
     .expect("classifier");
     let contract = registry.latest("items").expect("contract").clone();
     (
-        Encoder::new(format, &contract, "streamlake-consumer/test".into()).expect("encoder"),
+        Encoder::new(format, &contract, "streamlake-consumer/test".into(), 1 << 20).expect("encoder"),
         classifier,
     )
 }

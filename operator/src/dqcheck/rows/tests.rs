@@ -86,7 +86,7 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
     let dataset = DatasetName::new("items").expect("valid");
     let classifier = Classifier::new(dataset, registry.clone(), 1 << 20).expect("classifier");
     let latest = registry.latest("items").expect("contract").clone();
-    let encoder = Encoder::new(format, &latest, "test".into()).expect("encoder");
+    let encoder = Encoder::new(format, &latest, "test".into(), 0).expect("encoder");
     let records = records();
     let refs: Vec<&SourceRecord> = records.iter().collect();
     let run = encoder.encode_run(0, &refs, &classifier).expect("encode");
