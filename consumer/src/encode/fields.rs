@@ -6,7 +6,6 @@
 //! balance, scalars at the next delimiter. Anything unexpected is still an error, never a panic.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 #[error("not a JSON object the contract check passed: {0}")]
@@ -47,22 +46,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The value of `name`: the last one if the event repeats it, as a parsed JSON object keeps.
-    pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| *value)
-    }
-
-    /// Every field whose name `keep` accepts, by name (the last value of a repeated name).
-    pub fn others(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<&str, &'a str> {
-        self.entries
-            .iter()
-            .filter(|(key, _)| keep(key))
-            .map(|(key, value)| (key.as_ref(), *value))
-            .collect()
+    /// Every field as (name, raw value text), in the event's order; a repeated name appears each time.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> {
+        self.entries.iter().map(|(key, value)| (key.as_ref(), *value))
     }
 }
 
@@ -217,33 +203,42 @@ pub fn shape(value: &str) -> Shape {
 mod tests {
     use super::*;
 
+    /// The value of `name`: the last one if the event repeats it.
+    fn get<'a>(fields: &Fields<'a>, name: &str) -> Option<&'a str> {
+        fields
+            .iter()
+            .filter(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+            .last()
+    }
+
     #[test]
-    fn fields_keep_raw_values_and_the_last_of_a_repeated_name() {
+    fn fields_keep_raw_values_in_order_with_escaped_names_decoded() {
         let payload = br#"{"a":"x","b\u0041":{"n":[1, 2]},"c":3.5,"a":"y"}"#;
         let fields = Fields::parse(payload).expect("an object");
-        assert_eq!(fields.get("a"), Some(r#""y""#));
-        assert_eq!(fields.get("bA"), Some(r#"{"n":[1, 2]}"#));
-        assert!(fields.get("zz").is_none());
-        let others: Vec<&str> = fields.others(|k| k != "c").into_keys().collect();
-        assert_eq!(others, vec!["a", "bA"]);
+        let all: Vec<(&str, &str)> = fields.iter().collect();
+        assert_eq!(
+            all,
+            vec![
+                ("a", r#""x""#),
+                ("bA", r#"{"n":[1, 2]}"#),
+                ("c", "3.5"),
+                ("a", r#""y""#)
+            ]
+        );
     }
 
     #[test]
     fn values_end_where_json_says_whatever_they_contain() {
         let payload = " {\n \"s\" : \"a \\\" } ] , b\\\\\" ,\t\"o\":{\"x\":[\"]\",{\"y\":\"}\"}],\"z\":null} ,\"n\":-1.5e3\n,\"t\":true,\"e\":{},\"l\":[]}\n";
         let fields = Fields::parse(payload.as_bytes()).expect("an object");
-        assert_eq!(fields.get("s"), Some(r#""a \" } ] , b\\""#));
-        assert_eq!(fields.get("o"), Some(r#"{"x":["]",{"y":"}"}],"z":null}"#));
-        assert_eq!(fields.get("n"), Some("-1.5e3"));
-        assert_eq!(fields.get("t"), Some("true"));
-        assert_eq!(fields.get("e"), Some("{}"));
-        assert_eq!(fields.get("l"), Some("[]"));
-        assert!(
-            Fields::parse(b" { } ")
-                .expect("empty")
-                .others(|_| true)
-                .is_empty()
-        );
+        assert_eq!(get(&fields, "s"), Some(r#""a \" } ] , b\\""#));
+        assert_eq!(get(&fields, "o"), Some(r#"{"x":["]",{"y":"}"}],"z":null}"#));
+        assert_eq!(get(&fields, "n"), Some("-1.5e3"));
+        assert_eq!(get(&fields, "t"), Some("true"));
+        assert_eq!(get(&fields, "e"), Some("{}"));
+        assert_eq!(get(&fields, "l"), Some("[]"));
+        assert_eq!(Fields::parse(b" { } ").expect("empty").iter().count(), 0);
     }
 
     #[test]
@@ -252,7 +247,7 @@ mod tests {
         let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(payload).expect("JSON");
         let fields = Fields::parse(payload.as_bytes()).expect("an object");
         for (name, value) in &parsed {
-            let raw = fields.get(name).expect("every field is found");
+            let raw = get(&fields, name).expect("every field is found");
             let reparsed: serde_json::Value = serde_json::from_str(raw).expect("a whole value");
             assert_eq!(&reparsed, value, "field {name}");
         }

@@ -259,9 +259,19 @@ impl ParquetFileWriter {
         self.schema_version
             .append_value(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
         let columns = &self.columns.columns;
-        let mut extra = fields.others(|name| !columns.iter().any(|(column, _)| column == name));
-        for ((name, kind), builder) in columns.iter().zip(&mut self.values) {
-            let value = fields.get(name);
+        // One pass over the event: each field to its column or to `_extra`; a repeated name keeps its last
+        // value, as a parsed JSON object does.
+        let mut values: Vec<Option<&str>> = vec![None; columns.len()];
+        let mut extra = BTreeMap::new();
+        for (name, value) in fields.iter() {
+            match columns.iter().position(|(column, _)| column == name) {
+                Some(index) => values[index] = Some(value),
+                None => {
+                    extra.insert(name, value);
+                }
+            }
+        }
+        for (((name, kind), builder), value) in columns.iter().zip(&mut self.values).zip(values) {
             if !builder.append(*kind, value)
                 && let Some(misfit) = value
             {
