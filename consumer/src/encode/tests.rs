@@ -220,3 +220,16 @@ fn contracts_with_sink_column_names_are_refused() {
         Err(EncodeError::Schema(_))
     ));
 }
+
+#[test]
+fn a_pretty_printed_event_lands_as_one_line_with_its_values() {
+    let payload = "{\r\n  \"id\": \"a\\nb\",\n  \"tags\": [\n    \"x\"\n  ],\n  \"qty\": 3\n}\n";
+    let run = encode(FileFormat::Jsonl, &[record(20, payload)]);
+    let data = run.file.expect("a file").data;
+    let text = std::str::from_utf8(&data).expect("UTF-8");
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    let rows = read_rows(FileFormat::Jsonl, data.clone()).expect("read back");
+    assert_eq!(rows[0]["id"], json!("a\nb"));
+    assert_eq!(rows[0]["tags"], json!(["x"]));
+    assert_eq!(rows[0]["qty"], json!(3));
+}
