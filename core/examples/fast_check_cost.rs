@@ -23,6 +23,8 @@ const RESERVED: [&str; 6] = [
 ];
 /// bench/consumer/run's default RECORD_BYTES.
 const RECORD_BYTES: usize = 1024;
+/// Runs of each measurement; the best is printed.
+const REPEATS: usize = 5;
 
 /// The same orders as bench/consumer/run's Python generator (`json.dumps`, compact), byte for byte.
 fn orders() -> Vec<Vec<u8>> {
@@ -58,7 +60,7 @@ fn run(contract: &Contract, events: &[Vec<u8>], rounds: usize) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let rounds: usize = std::env::args().nth(1).map_or(Ok(300), |r| r.parse())?;
+    let rounds: usize = std::env::args().nth(1).map_or(Ok(100), |r| r.parse())?;
     let events = orders();
     let mean = events.iter().map(Vec::len).sum::<usize>() / events.len();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
@@ -68,18 +70,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("the orders contract has no fast check: {why}").into());
     }
     run(&contract, &events, rounds / 10 + 1); // warm up
-    let single = run(&contract, &events, rounds);
-    let (a, b) = std::thread::scope(|s| {
-        let one = s.spawn(|| run(&contract, &events, rounds));
-        let two = s.spawn(|| run(&contract, &events, rounds));
-        (one.join(), two.join())
-    });
-    let (a, b) = (
-        a.map_err(|_| "thread panicked")?,
-        b.map_err(|_| "thread panicked")?,
-    );
+    // The machine is shared: the best of several runs is the one least disturbed by other work.
+    let (mut single, mut a, mut b) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..REPEATS {
+        single = single.min(run(&contract, &events, rounds));
+        let (one, two) = std::thread::scope(|s| {
+            let one = s.spawn(|| run(&contract, &events, rounds));
+            let two = s.spawn(|| run(&contract, &events, rounds));
+            (one.join(), two.join())
+        });
+        a = a.min(one.map_err(|_| "thread panicked")?);
+        b = b.min(two.map_err(|_| "thread panicked")?);
+    }
     println!(
-        "{} events of {mean} bytes on average, {rounds} rounds",
+        "{} events of {mean} bytes on average, best of {REPEATS} runs of {rounds} rounds",
         events.len()
     );
     println!("certainly_valid, 1 thread:  {single:.0} ns/event");

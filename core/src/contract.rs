@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::names::{DatasetName, InvalidDatasetName};
 
 pub mod fast;
-mod skip;
 
 /// The schema keyword naming the field whose value is the record key.
 pub const PARTITION_KEY_KEYWORD: &str = "x-streamlake-partition-key";

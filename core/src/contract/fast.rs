@@ -8,20 +8,15 @@
 //! outside that set gets no fast check at all. The differential tests hold it to one rule: the fast
 //! check never calls an event valid that the full validator rejects.
 
-use std::cell::Cell;
-
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::skip::Skipped;
-use capture::{Capture, KeySeed};
 use compile::compile;
 use pattern::Pattern;
+use scan::{Root, Scan};
 
-mod capture;
 mod compile;
 mod pattern;
+mod scan;
 
 const NULL: u8 = 1;
 const BOOLEAN: u8 = 1 << 1;
@@ -68,7 +63,7 @@ pub struct FastSchema {
 impl FastSchema {
     pub fn compile(schema: &Value) -> Result<Self, Unsupported> {
         let root = match compile(schema)? {
-            Node::Any => Checks::default(),
+            Node::Any => Checks::ANY,
             Node::Checked(checks) => *checks,
         };
         Ok(Self { root })
@@ -77,29 +72,25 @@ impl FastSchema {
     /// True only when `payload` is one JSON object that meets the contract and has none of the
     /// `reserved` top-level fields; false means "ask the full validator".
     pub fn certainly_valid(&self, payload: &[u8], reserved: &[&str]) -> bool {
-        self.read_root(payload, reserved, None)
+        Scan::root(payload, &self.root, Root { reserved, keep: None }).is_some()
     }
 
     /// The top-level `key_field` of a `payload` that is certainly valid, read in the same pass (a string
     /// as is, an integer as decimal text); `None` means "ask the full validator" or no such key.
     pub fn certainly_valid_key(&self, payload: &[u8], reserved: &[&str], key_field: &str) -> Option<String> {
-        let key = Cell::new(None);
-        let capture = (self.root.properties.iter())
-            .position(|(name, _)| name == key_field)
-            .map(|index| Capture { index, out: &key });
-        self.read_root(payload, reserved, capture)
-            .then(|| key.take())
-            .flatten()
-    }
-
-    fn read_root(&self, payload: &[u8], reserved: &[&str], capture: Option<Capture<'_>>) -> bool {
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        let root = Check {
-            checks: &self.root,
-            reserved,
-            capture,
-        };
-        de.deserialize_map(root).is_ok() && de.end().is_ok()
+        let keep = self
+            .root
+            .properties
+            .iter()
+            .position(|(name, _)| name == key_field);
+        Scan::root(
+            payload,
+            &self.root,
+            Root {
+                reserved,
+                keep: Some(keep?),
+            },
+        )?
     }
 }
 
@@ -107,6 +98,15 @@ impl FastSchema {
 enum Node {
     Any,
     Checked(Box<Checks>),
+}
+
+impl Node {
+    fn checks(&self) -> &Checks {
+        match self {
+            Node::Any => &ANY,
+            Node::Checked(checks) => checks,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -137,27 +137,28 @@ struct Checks {
     additional: Additional,
 }
 
-impl Default for Checks {
-    fn default() -> Self {
-        Self {
-            types: ANY_TYPE,
-            enum_strings: None,
-            min_length: None,
-            max_length: None,
-            pattern: None,
-            date_time: false,
-            minimum: None,
-            maximum: None,
-            exclusive_minimum: None,
-            exclusive_maximum: None,
-            min_items: None,
-            max_items: None,
-            items: Node::Any,
-            properties: Vec::new(),
-            required: 0,
-            additional: Additional::Any,
-        }
-    }
+/// The checks of `true`, the schema every value meets (compiling starts from them).
+static ANY: Checks = Checks::ANY;
+
+impl Checks {
+    const ANY: Checks = Checks {
+        types: ANY_TYPE,
+        enum_strings: None,
+        min_length: None,
+        max_length: None,
+        pattern: None,
+        date_time: false,
+        minimum: None,
+        maximum: None,
+        exclusive_minimum: None,
+        exclusive_maximum: None,
+        min_items: None,
+        max_items: None,
+        items: Node::Any,
+        properties: Vec::new(),
+        required: 0,
+        additional: Additional::Any,
+    };
 }
 
 /// RFC 3339 date-time, stricter than the full validator's (no leap second, upper-case `T` and `Z`).
@@ -209,212 +210,51 @@ fn is_date_time(text: &str) -> bool {
     }
 }
 
-/// Reading a value against its checks; any error means "not sure".
-struct Check<'s> {
-    checks: &'s Checks,
-    /// Top-level field names the event may not carry (only checked on the root object).
-    reserved: &'s [&'s str],
-    /// The root property whose value is kept (the partition key), if asked for.
-    capture: Option<Capture<'s>>,
-}
-
-fn fail<E: de::Error>() -> Result<(), E> {
-    Err(E::custom("not certainly valid"))
-}
-
-struct NodeSeed<'s>(&'s Node);
-
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        match self.0 {
-            Node::Any => Skipped::deserialize(deserializer).map(|_| ()),
-            Node::Checked(checks) => deserializer.deserialize_any(Check::nested(checks)),
-        }
-    }
-}
-
-impl<'s> Check<'s> {
-    /// The check of a value below the root: no reserved names, nothing kept.
-    fn nested(checks: &'s Checks) -> Self {
-        Self {
-            checks,
-            reserved: &[],
-            capture: None,
-        }
+/// What a value must be; each answers whether the value certainly meets its checks.
+impl Checks {
+    /// A value of `kind` that is neither a string nor a number: only its type is checked.
+    fn admits(&self, kind: u8) -> bool {
+        self.types & kind != 0 && self.enum_strings.is_none()
     }
 
-    fn integer<E: de::Error>(&self, magnitude: u64, as_f64: f64) -> Result<(), E> {
-        if self.checks.types & INTEGER == 0 || self.checks.enum_strings.is_some() {
-            return fail();
-        }
-        if magnitude > EXACT_F64_INTEGER {
-            return fail(); // a bound could not be compared exactly
-        }
-        self.bounds(as_f64)
+    fn integer(&self, magnitude: u64, as_f64: f64) -> bool {
+        // Beyond 2^53 a bound could not be compared exactly.
+        self.admits(INTEGER) && magnitude <= EXACT_F64_INTEGER && self.bounds(as_f64)
     }
 
-    fn bounds<E: de::Error>(&self, n: f64) -> Result<(), E> {
-        let c = self.checks;
-        let ok = c.minimum.is_none_or(|m| n >= m)
-            && c.maximum.is_none_or(|m| n <= m)
-            && c.exclusive_minimum.is_none_or(|m| n > m)
-            && c.exclusive_maximum.is_none_or(|m| n < m);
-        if ok { Ok(()) } else { fail() }
+    /// A number with a fraction or an exponent: an integral one may be an "integer" to the full
+    /// validator; that is left to it.
+    fn number(&self, n: f64) -> bool {
+        self.admits(NUMBER) && self.bounds(n)
     }
 
-    fn string<E: de::Error>(&self, s: &str) -> Result<(), E> {
-        let c = self.checks;
-        if c.types & STRING == 0 {
-            return fail();
+    fn bounds(&self, n: f64) -> bool {
+        self.minimum.is_none_or(|m| n >= m)
+            && self.maximum.is_none_or(|m| n <= m)
+            && self.exclusive_minimum.is_none_or(|m| n > m)
+            && self.exclusive_maximum.is_none_or(|m| n < m)
+    }
+
+    fn string(&self, s: &str) -> bool {
+        if self.types & STRING == 0 {
+            return false;
         }
-        if let Some(allowed) = &c.enum_strings
+        if let Some(allowed) = &self.enum_strings
             && !allowed.iter().any(|a| a == s)
         {
-            return fail();
+            return false;
         }
         // Lengths count code points; the byte length bounds them from above.
-        let too_long = c
-            .max_length
-            .is_some_and(|max| s.len() > max && s.chars().count() > max);
-        let too_short = c
-            .min_length
-            .is_some_and(|min| s.len() < min || s.chars().count() < min);
-        if too_long || too_short {
-            return fail();
-        }
-        if c.pattern.as_ref().is_some_and(|p| !p.is_match(s.as_bytes())) {
-            return fail();
-        }
-        if c.date_time && !is_date_time(s) {
-            return fail();
-        }
-        Ok(())
+        let too_long = (self.max_length).is_some_and(|max| s.len() > max && s.chars().count() > max);
+        let too_short = (self.min_length).is_some_and(|min| s.len() < min || s.chars().count() < min);
+        !too_long
+            && !too_short
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(s.as_bytes()))
+            && (!self.date_time || is_date_time(s))
     }
 
-    fn not_a_string_or_number<E: de::Error>(&self, kind: u8) -> Result<(), E> {
-        if self.checks.types & kind == 0 || self.checks.enum_strings.is_some() {
-            return fail();
-        }
-        Ok(())
-    }
-}
-
-/// A key of an object: which declared property it is, or none.
-struct Key<'s> {
-    properties: &'s [(String, Node)],
-    reserved: &'s [&'s str],
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        if self.reserved.contains(&key) {
-            return Err(E::custom("reserved field"));
-        }
-        Ok(self.properties.iter().position(|(name, _)| name == key))
-    }
-}
-
-impl<'de> Visitor<'de> for Check<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a value meeting the contract")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.not_a_string_or_number(BOOLEAN)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.not_a_string_or_number(NULL)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.integer(v, v as f64)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.integer(v.unsigned_abs(), v as f64)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // An integral float may be an "integer" to the full validator; leave that to it.
-        if self.checks.types & NUMBER == 0 || self.checks.enum_strings.is_some() {
-            return fail();
-        }
-        self.bounds(v)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.string(v)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let c = self.checks;
-        self.not_a_string_or_number(ARRAY)?;
-        let mut count = 0usize;
-        while seq.next_element_seed(NodeSeed(&c.items))?.is_some() {
-            count += 1;
-            if c.max_items.is_some_and(|max| count > max) {
-                return fail();
-            }
-        }
-        if c.min_items.is_some_and(|min| count < min) {
-            return fail();
-        }
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let c = self.checks;
-        self.not_a_string_or_number(OBJECT)?;
-        let mut seen = 0u64;
-        let key = || Key {
-            properties: &c.properties,
-            reserved: self.reserved,
-        };
-        while let Some(found) = map.next_key_seed(key())? {
-            match (found, &c.additional) {
-                (Some(index), _) => {
-                    let bit = 1u64 << index;
-                    if seen & bit != 0 {
-                        return fail(); // a duplicate key: the full validator sees only the last value
-                    }
-                    seen |= bit;
-                    let node = &c.properties[index].1;
-                    match self.capture {
-                        Some(capture) if capture.index == index => map.next_value_seed(KeySeed {
-                            node,
-                            out: capture.out,
-                        })?,
-                        _ => map.next_value_seed(NodeSeed(node))?,
-                    }
-                }
-                (None, Additional::Forbidden) => return fail(),
-                (None, Additional::Any) => {
-                    map.next_value::<Skipped>()?;
-                }
-                (None, Additional::Schema(node)) => map.next_value_seed(NodeSeed(node))?,
-            }
-        }
-        if seen & c.required != c.required {
-            return fail();
-        }
-        Ok(())
+    fn items(&self, count: usize) -> bool {
+        self.min_items.is_none_or(|min| count >= min) && self.max_items.is_none_or(|max| count <= max)
     }
 }
 

@@ -136,6 +136,121 @@ fn values_it_does_not_check_must_still_parse_as_json() {
     }
 }
 
+#[test]
+fn the_byte_reader_follows_json_grammar_exactly() {
+    let c = orders();
+    let item = r#"{"sku":"s","quantity":1,"unit_price":"1"}"#;
+    let event = |order_id: &str, quantity: &str| {
+        format!(
+            r#"{{"order_id":{order_id},"customer_id":"c","amount":"1","currency":"EUR","created_at":"2025-01-02T10:00:00Z","line_items":[{item},{{"sku":"t","quantity":{quantity},"unit_price":"2.5"}}]}}"#
+        )
+    };
+    // Valid, and certainly so: escapes in keys and values, whitespace between every token, numbers.
+    for (order_id, quantity) in [
+        (r#""o\"1""#, "1"),
+        (r#""\u006f-\u00e9\ud83d\ude00""#, "9007199254740992"),
+        (r#""o""#, "1 \t\r\n"),
+    ] {
+        assert!(
+            sound(&c, event(order_id, quantity).as_bytes()),
+            "{order_id} {quantity}"
+        );
+    }
+    let spaced = event(r#""o""#, "2")
+        .replace(',', " ,\n")
+        .replace("\":", "\"\t: ")
+        .replace('[', "[ ");
+    assert!(sound(&c, spaced.as_bytes()), "{spaced}");
+    let escaped_key = event(r#""o""#, "2").replace(r#""quantity""#, r#""q\u0075antity""#);
+    assert!(sound(&c, escaped_key.as_bytes()), "{escaped_key}");
+    // Invalid JSON, invalid to the contract, or not modelled: never certainly valid.
+    let quantities = [
+        "01",
+        "-0",
+        "1.",
+        ".5",
+        "1e",
+        "1e+",
+        "-",
+        "+1",
+        "0x1",
+        "1.0",
+        "1e0",
+        "2E-0",
+        "0",
+        "-1",
+        "NaN",
+        "9007199254740993",
+        "18446744073709551616",
+        "123456789012345678901",
+        "tru",
+        "true",
+        "null",
+        "\"1\"",
+        "1,",
+        "1 1",
+    ];
+    for quantity in quantities {
+        assert!(
+            !sound(&c, event(r#""o""#, quantity).as_bytes()),
+            "quantity {quantity}"
+        );
+    }
+    for order_id in [
+        "\"o\u{1}\"",
+        "\"o\n\"",
+        r#""\x""#,
+        r#""\u12""#,
+        r#""\ud800""#,
+        r#""o"#,
+        "1",
+        "-0",
+        "\"\"",
+    ] {
+        assert!(!sound(&c, event(order_id, "1").as_bytes()), "order_id {order_id}");
+    }
+    for broken in [
+        event(r#""o""#, "1").replace("}]}", "},]}"),
+        event(r#""o""#, "1").replace(r#"]}"#, r#"],}"#),
+        event(r#""o""#, "1").replace(r#"{"order_id""#, r#"{ "_k\u0065y":1,"order_id""#),
+        event(r#""o""#, "1").replace(r#""sku":"t""#, r#""sku":"t","s\u006bu":"t""#),
+        event(r#""o""#, "1") + "\u{a0}",
+        event(r#""o""#, "1") + " x",
+        format!("\u{feff}{}", event(r#""o""#, "1")),
+    ] {
+        assert!(!sound(&c, broken.as_bytes()), "{broken}");
+    }
+}
+
+#[test]
+fn kept_keys_and_deep_values_agree_with_the_full_path() {
+    let open = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "id", "required": ["id"],
+        "properties": {"id": {"type": ["string", "integer"]}}
+    }));
+    // Strings as decoded, integers as serde_json prints them; other values key nothing.
+    for id in [
+        r#""a\nb""#,
+        "42",
+        "-7",
+        "-0",
+        "1.5",
+        "1e2",
+        "true",
+        "null",
+        "[1]",
+        r#"{"k":1}"#,
+    ] {
+        sound(&open, format!(r#"{{"id":{id}}}"#).as_bytes());
+    }
+    // Nesting the full path refuses is never certainly valid, and reading it does not overflow the stack.
+    for depth in [50, 100, 101, 127, 128, 10_000] {
+        let deep = format!(r#"{{"id":"a","x":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let fast = sound(&open, deep.as_bytes());
+        assert_eq!(fast, depth <= 100, "depth {depth}");
+    }
+}
+
 /// A tiny deterministic generator: the differential test needs variety, not cryptography.
 struct XorShift(u64);
 
@@ -152,7 +267,7 @@ impl XorShift {
     }
 }
 
-const SPLICES: [&str; 24] = [
+const SPLICES: [&str; 31] = [
     "\"",
     "0",
     "1",
@@ -177,6 +292,13 @@ const SPLICES: [&str; 24] = [
     "\"_key\":1",
     "A",
     " ",
+    "\t\n\r",
+    "\\",
+    "\\\"",
+    "-0",
+    "00",
+    "E+",
+    "\u{1}",
 ];
 
 #[test]

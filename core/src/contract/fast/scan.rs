@@ -1,0 +1,242 @@
+//! Reading an event's bytes against its checks in one pass, without serde: it follows JSON's grammar
+//! exactly and answers `None` ("not sure") for whatever it does not model. Strings with escapes and
+//! numbers with a fraction or an exponent are decoded by serde_json, as the full path decodes them.
+
+use std::borrow::Cow;
+
+use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, NULL, OBJECT};
+
+/// Nesting deeper than this is "not sure" (serde_json, which the full path parses with, stops at 128).
+const MAX_DEPTH: usize = 100;
+
+/// What only the root object is read with.
+#[derive(Clone, Copy)]
+pub(super) struct Root<'r> {
+    /// Top-level field names the event may not carry.
+    pub(super) reserved: &'r [&'r str],
+    /// The index of the root property whose value is kept (the partition key), if asked for.
+    pub(super) keep: Option<usize>,
+}
+
+const NESTED: Root<'static> = Root {
+    reserved: &[],
+    keep: None,
+};
+
+/// A cursor over an event that is valid UTF-8.
+pub(super) struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+    depth: usize,
+}
+
+fn check(ok: bool) -> Option<()> {
+    ok.then_some(())
+}
+
+impl<'a> Scan<'a> {
+    /// `Some` when `payload` is certainly one object meeting `checks`, with the kept property's value if
+    /// `root` asks for one and it is a string or an integer.
+    pub(super) fn root(payload: &'a [u8], checks: &Checks, root: Root<'_>) -> Option<Option<String>> {
+        // Once for the whole event: every string slice below then is valid UTF-8.
+        let text = std::str::from_utf8(payload).ok()?;
+        let mut scan = Scan {
+            text,
+            at: 0,
+            depth: 0,
+        };
+        let mut kept = None;
+        scan.space();
+        check(scan.peek()? == b'{')?;
+        scan.object(checks, root, &mut kept)?;
+        scan.space();
+        check(scan.at == text.len())?;
+        Some(kept)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// One value meeting `checks`; its text goes into `keep` if it is a string or an integer.
+    fn value(&mut self, checks: &Checks, keep: Option<&mut Option<String>>) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                let s = self.string()?;
+                check(checks.string(&s))?;
+                if let Some(out) = keep {
+                    *out = Some(s.into_owned());
+                }
+            }
+            b'{' => self.nested(|scan| scan.object(checks, NESTED, &mut None))?,
+            b'[' => self.nested(|scan| scan.array(checks))?,
+            b't' => self.literal("true", checks.admits(BOOLEAN))?,
+            b'f' => self.literal("false", checks.admits(BOOLEAN))?,
+            b'n' => self.literal("null", checks.admits(NULL))?,
+            _ => {
+                if let (Some(integer), Some(out)) = (self.number(checks)?, keep) {
+                    *out = Some(integer.to_owned());
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn nested(&mut self, read: impl FnOnce(&mut Self) -> Option<()>) -> Option<()> {
+        self.depth += 1;
+        check(self.depth <= MAX_DEPTH)?;
+        read(self)?;
+        self.depth -= 1;
+        Some(())
+    }
+
+    fn literal(&mut self, word: &str, admitted: bool) -> Option<()> {
+        check(admitted && self.text.as_bytes()[self.at..].starts_with(word.as_bytes()))?;
+        self.at += word.len();
+        Some(())
+    }
+
+    /// A string at its opening quote, escapes decoded as serde_json decodes them.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut end = start + 1;
+        let mut escaped = false;
+        loop {
+            match *bytes.get(end)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    end += 2;
+                }
+                0..0x20 => return None,
+                _ => end += 1,
+            }
+        }
+        self.at = end + 1;
+        if escaped {
+            let quoted = self.text.get(start..self.at)?;
+            serde_json::from_str(quoted).ok().map(Cow::Owned)
+        } else {
+            self.text.get(start + 1..end).map(Cow::Borrowed)
+        }
+    }
+
+    /// A number meeting `checks`; its text if serde_json reads it as an integer (`-0` it reads as
+    /// a float, and integers beyond 19 digits are left to the full validator).
+    fn number(&mut self, checks: &Checks) -> Option<Option<&'a str>> {
+        let start = self.at;
+        let negative = self.eat(b'-');
+        let digits = self.digits();
+        check(digits == 1 || (digits > 1 && self.text.as_bytes()[self.at - digits] != b'0'))?;
+        let mut integral = true;
+        if self.eat(b'.') {
+            integral = false;
+            check(self.digits() > 0)?;
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            integral = false;
+            let _sign = self.eat(b'+') || self.eat(b'-');
+            check(self.digits() > 0)?;
+        }
+        let text = &self.text[start..self.at];
+        if !integral {
+            let n: f64 = serde_json::from_str(text).ok()?;
+            return check(checks.number(n)).map(|()| None);
+        }
+        check(digits <= 19)?;
+        let magnitude = (text.bytes().skip(usize::from(negative)))
+            .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        check(!negative || (1..=1 << 63).contains(&magnitude))?;
+        let as_f64 = if negative {
+            -(magnitude as f64)
+        } else {
+            magnitude as f64
+        };
+        check(checks.integer(magnitude, as_f64)).map(|()| Some(text))
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// Past the opening bracket of a container that is `admitted`: `Some(true)` if it is empty.
+    fn opened(&mut self, admitted: bool, close: u8) -> Option<bool> {
+        check(admitted)?;
+        self.at += 1;
+        self.space();
+        Some(self.eat(close))
+    }
+
+    /// After a member: `Some(true)` past the closing `close`, `Some(false)` past a comma.
+    fn closed(&mut self, close: u8) -> Option<bool> {
+        self.space();
+        if self.eat(close) {
+            return Some(true);
+        }
+        check(self.eat(b','))?;
+        self.space();
+        Some(false)
+    }
+
+    fn array(&mut self, checks: &Checks) -> Option<()> {
+        let mut count = 0usize;
+        let mut done = self.opened(checks.admits(ARRAY), b']')?;
+        while !done {
+            count += 1;
+            check(checks.max_items.is_none_or(|max| count <= max))?;
+            self.value(checks.items.checks(), None)?;
+            done = self.closed(b']')?;
+        }
+        check(checks.items(count))
+    }
+
+    fn object(&mut self, checks: &Checks, root: Root<'_>, kept: &mut Option<String>) -> Option<()> {
+        let mut seen = 0u64;
+        let mut done = self.opened(checks.admits(OBJECT), b'}')?;
+        while !done {
+            check(self.peek()? == b'"')?;
+            let name = self.string()?;
+            self.space();
+            check(self.eat(b':'))?;
+            self.space();
+            check(!root.reserved.contains(&&*name))?;
+            match checks
+                .properties
+                .iter()
+                .position(|(n, _)| n.as_str() == name.as_ref())
+            {
+                Some(index) => {
+                    // A duplicate key: the full validator sees only the last value.
+                    check(seen & 1 << index == 0)?;
+                    seen |= 1 << index;
+                    let keep = (root.keep == Some(index)).then_some(&mut *kept);
+                    self.value(checks.properties[index].1.checks(), keep)?;
+                }
+                None => match &checks.additional {
+                    Additional::Forbidden => return None,
+                    Additional::Any => self.value(&ANY, None)?,
+                    Additional::Schema(node) => self.value(node.checks(), None)?,
+                },
+            }
+            done = self.closed(b'}')?;
+        }
+        check(seen & checks.required == checks.required)
+    }
+}
