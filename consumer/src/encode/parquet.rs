@@ -17,6 +17,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde_json::Value;
 use streamlake_core::contract::Contract;
 
@@ -219,10 +220,17 @@ impl ParquetFileWriter {
     /// Writes the file into `buffer` (empty).
     pub fn new(columns: &ParquetColumns, writer_version: &str, buffer: Vec<u8>) -> Result<Self, EncodeError> {
         let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
-            .set_created_by(writer_version.to_owned())
-            .build();
+            .set_created_by(writer_version.to_owned());
+        // Nested values kept as JSON text are long and rarely repeat: a dictionary would hash every value
+        // of the column only to be given up; zstd still compresses what does repeat.
+        for (name, kind) in &columns.columns {
+            if *kind == ColumnKind::Json {
+                properties = properties.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
+            }
+        }
+        let properties = properties.build();
         let writer = ArrowWriter::try_new(buffer, columns.schema(), Some(properties))?;
         Ok(Self {
             values: columns
