@@ -2,7 +2,8 @@
 //! threads that share one contract never wait on the regex crate's cache pool.
 
 use regex_automata::dfa::{Automaton, dense};
-use regex_automata::{Input, nfa::thompson, util::syntax};
+use regex_automata::util::{primitives::StateID, start, syntax};
+use regex_automata::{Anchored, nfa::thompson};
 
 use super::{Unsupported, unsupported};
 
@@ -10,7 +11,11 @@ use super::{Unsupported, unsupported};
 const DFA_BYTES: usize = 1 << 20;
 
 #[derive(Debug)]
-pub(super) struct Pattern(dense::DFA<Vec<u32>>);
+pub(super) struct Pattern {
+    dfa: dense::DFA<Vec<u32>>,
+    /// Where every search starts: the beginning of a string, unanchored.
+    start: StateID,
+}
 
 impl Pattern {
     /// A pattern compiled only if it means the same in ECMA-262 (the standard's dialect) and in
@@ -30,13 +35,33 @@ impl Pattern {
             .syntax(syntax::Config::new().unicode(false).utf8(false))
             .thompson(thompson::Config::new().utf8(false))
             .build(pattern)
-            .map_or_else(|_| no(), |dfa| Ok(Self(dfa)))
+            .ok()
+            .and_then(|dfa| {
+                let start = dfa
+                    .start_state(&start::Config::new().anchored(Anchored::No))
+                    .ok()?;
+                Some(Self { dfa, start })
+            })
+            .map_or_else(no, Ok)
     }
 
     /// Whether the pattern matches anywhere in `text`; a search the DFA gives up on is no match.
     pub(super) fn is_match(&self, text: &[u8]) -> bool {
-        let input = Input::new(text).earliest(true);
-        matches!(self.0.try_search_fwd(&input), Ok(Some(_)))
+        // The DFA's transitions walked by hand: the strings are short, a search's setup would dominate.
+        let dfa = &self.dfa;
+        let mut state = self.start;
+        for &byte in text {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                if dfa.is_match_state(state) {
+                    return true; // matches show one byte late: one ended before `byte`
+                }
+                if dfa.is_dead_state(state) || dfa.is_quit_state(state) {
+                    return false;
+                }
+            }
+        }
+        dfa.is_match_state(dfa.next_eoi_state(state))
     }
 }
 

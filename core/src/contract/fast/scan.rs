@@ -30,6 +30,33 @@ pub(super) struct Scan<'a> {
     depth: usize,
 }
 
+/// How many leading bytes of `bytes` stand in a string as they are (not `"`, `\` or a control
+/// character), looked at eight at a time.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH_BITS: u64 = ONES * 0x80;
+    // High bit set in the lowest byte below `n` (higher bytes may be wrong, they are not looked at).
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH_BITS;
+    let mut run = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_le_bytes(chunk);
+        let special = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if special != 0 {
+            return run + special.trailing_zeros() as usize / 8;
+        }
+        run += 8;
+    }
+    let tail = bytes[run..]
+        .iter()
+        .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20);
+    run + tail.count()
+}
+
 fn check(ok: bool) -> Option<()> {
     ok.then_some(())
 }
@@ -115,14 +142,14 @@ impl<'a> Scan<'a> {
         let mut end = start + 1;
         let mut escaped = false;
         loop {
+            end += plain_run(bytes.get(end..)?);
             match *bytes.get(end)? {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
                     end += 2;
                 }
-                0..0x20 => return None,
-                _ => end += 1,
+                _ => return None, // a control character
             }
         }
         self.at = end + 1;
@@ -238,5 +265,23 @@ impl<'a> Scan<'a> {
             done = self.closed(b'}')?;
         }
         check(seen & checks.required == checks.required)
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_plain_run_stops_at_the_first_quote_backslash_or_control_character() {
+    let filler = [b'a', 0xc3, 0xa9, b' ', 0x7f, b'~', 0xff, b'!'];
+    for len in 0..24 {
+        let plain: Vec<u8> = filler.iter().copied().cycle().take(len).collect();
+        assert_eq!(plain_run(&plain), len);
+        for at in 0..len {
+            for special in [b'"', b'\\', 0, b'\n', 0x1f] {
+                let mut bytes = plain.clone();
+                bytes[at] = special;
+                bytes.extend_from_slice(b"\"\\\x01");
+                assert_eq!(plain_run(&bytes), at, "{bytes:?}");
+            }
+        }
     }
 }
