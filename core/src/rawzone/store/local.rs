@@ -2,26 +2,49 @@
 //!
 //! Every write goes to a hidden temporary file in the target directory, is fsynced, renamed into place,
 //! and the directory is fsynced: a reader or a crash sees the old object or the new one, never a part.
+//! Data files ([`LocalStore::put`]) are written with `O_DIRECT`, sparing the CPU the page-cache copy of
+//! files written once; where the file system refuses it, they are written buffered (see [`direct`]).
 //! Conditional writes hold an exclusive `flock` on a hidden lock file next to the object, which the
 //! kernel releases if the holder dies, so a killed consumer never leaves a stale lock behind.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{ObjectVersion, StoreError, Versioned};
+use direct::DirectWriter;
+
+mod direct;
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    direct: Arc<DirectWriter>,
 }
 
 impl LocalStore {
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            direct: Arc::new(DirectWriter::new(true)),
+        }
+    }
+
+    /// `false` writes data files through the page cache, as `put_if` does (for comparisons).
+    pub fn with_direct_io(self, enabled: bool) -> Self {
+        Self {
+            direct: Arc::new(DirectWriter::new(enabled)),
+            ..self
+        }
+    }
+
+    /// Whether the file system refused `O_DIRECT`, so that data files are written buffered.
+    pub fn direct_io_refused(&self) -> bool {
+        self.direct.refused()
     }
 
     pub fn root(&self) -> &Path {
@@ -45,7 +68,12 @@ impl LocalStore {
 
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
-        blocking(move || write_atomic(&path, &data).map_err(|source| StoreError::Io { path, source })).await
+        let direct = Arc::clone(&self.direct);
+        blocking(move || {
+            write_atomic(&path, |tmp| direct.write_new(tmp, &data))
+                .map_err(|source| StoreError::Io { path, source })
+        })
+        .await
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
@@ -79,7 +107,7 @@ impl LocalStore {
             if current != expected {
                 return Err(StoreError::PreconditionFailed { key });
             }
-            write_atomic(&path, &data).map_err(io_err)?;
+            write_atomic(&path, |tmp| direct::write_buffered(tmp, &data)).map_err(io_err)?;
             Ok(version_of(&data))
         })
         .await
@@ -121,7 +149,8 @@ fn parent(path: &Path) -> io::Result<&Path> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"))
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Has `write` create a temporary file beside `path`, then syncs it and renames it into place.
+fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> io::Result<File>) -> io::Result<()> {
     let dir = parent(path)?;
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -130,9 +159,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         uuid::Uuid::new_v4().simple()
     ));
     let written = (|| {
-        let mut file = File::create_new(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
+        write(&tmp)?.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     })();
@@ -166,6 +193,8 @@ fn lock_beside(path: &Path) -> io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::OpenOptionsExt;
+
     use super::*;
 
     fn temp_root() -> PathBuf {
@@ -263,6 +292,72 @@ mod tests {
         let last = store.get(key).await.expect("get").expect("exists");
         assert_eq!(&last.data[..], b"80", "every increment must survive");
         fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    /// Bytes that show a misplaced chunk or a stray padding zero.
+    fn pattern(len: usize) -> Bytes {
+        (0..len).map(|i| (i % 251) as u8 + 1).collect::<Vec<u8>>().into()
+    }
+
+    const SIZES: [usize; 9] = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        (3 << 20) + 17,
+    ];
+
+    /// Puts every size in `root` and checks the files hold exactly the bytes, with no temporary left.
+    async fn put_every_size(store: &LocalStore, root: &Path) {
+        for len in SIZES {
+            let key = format!("d/{len}.jsonl");
+            store.put(&key, pattern(len)).await.expect("put");
+            let written = fs::read(root.join(&key)).expect("read back");
+            assert!(
+                written == pattern(len),
+                "{len} bytes written differ from the data"
+            );
+        }
+        let leftovers: Vec<_> = fs::read_dir(root.join("d")).expect("dir").collect();
+        assert_eq!(leftovers.len(), SIZES.len(), "no temporary file may remain");
+    }
+
+    #[tokio::test]
+    async fn direct_writes_are_byte_identical_for_every_size() {
+        let root = temp_root();
+        let store = LocalStore::new(root.clone());
+        put_every_size(&store, &root).await;
+        let probe = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_DIRECT)
+            .open(root.join("probe"));
+        if probe.is_ok() {
+            // Misaligned memory, offsets or lengths would have been refused (EINVAL) and hidden.
+            assert!(!store.direct_io_refused(), "this file system takes O_DIRECT");
+        }
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn buffered_and_tmpfs_writes_are_byte_identical() {
+        let root = temp_root();
+        put_every_size(&LocalStore::new(root.clone()).with_direct_io(false), &root).await;
+        fs::remove_dir_all(root).expect("cleanup");
+        // tmpfs refused O_DIRECT before Linux 6.6: the fallback there, the direct path since.
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            let root = shm.join(format!(
+                "streamlake-local-store-{}",
+                uuid::Uuid::new_v4().simple()
+            ));
+            put_every_size(&LocalStore::new(root.clone()), &root).await;
+            fs::remove_dir_all(root).expect("cleanup");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,243 @@
+//! Data files written with `O_DIRECT`: the bytes go from an aligned staging buffer to the disk without
+//! a copy into the page cache, which a profile of the consumer showed costing ~17% of its CPU.
+//!
+//! `O_DIRECT` needs the memory, the file offset and the length of every write aligned to the device's
+//! logical block size; [`BLOCK`] (4096) covers every common device. The last partial block is padded
+//! with zeros and the file is then cut back to its real length, so the result is byte-identical to a
+//! buffered write. A file system that refuses `O_DIRECT` (`EINVAL`) gets a buffered write, and the
+//! store remembers the refusal so that it does not try again on every file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use nix::libc;
+
+/// The alignment of memory, offsets and lengths: a multiple of every common logical block size.
+pub(super) const BLOCK: usize = 4096;
+/// How much one write moves; also the size of a staging buffer.
+const STAGING: usize = 1 << 20;
+/// Staging buffers kept between writes; more concurrent writes allocate and drop their own.
+const IDLE_BUFFERS: usize = 2;
+
+/// The direct-write state of one store, shared by its clones.
+#[derive(Debug)]
+pub(super) struct DirectWriter {
+    enabled: bool,
+    refused: AtomicBool,
+    idle: Mutex<Vec<AlignedBuf>>,
+}
+
+impl DirectWriter {
+    /// `enabled: false` always writes through the page cache (for comparisons).
+    pub(super) fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            refused: AtomicBool::new(false),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the file system refused `O_DIRECT` once, so that writes go through the page cache now.
+    pub(super) fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Creates the new file `tmp` holding `data`, not yet synced.
+    pub(super) fn write_new(&self, tmp: &Path, data: &[u8]) -> io::Result<File> {
+        self.direct_or_buffered(tmp, data, |staging| write_direct(tmp, data, staging))
+    }
+
+    /// Tries `direct` unless refused before; on a refusal or a short write, replaces whatever it left
+    /// with a buffered write.
+    fn direct_or_buffered(
+        &self,
+        tmp: &Path,
+        data: &[u8],
+        direct: impl FnOnce(&mut [u8]) -> io::Result<File>,
+    ) -> io::Result<File> {
+        if !self.enabled || self.refused() {
+            return write_buffered(tmp, data);
+        }
+        let mut staging = match self.take_staging() {
+            Ok(staging) => staging,
+            Err(e) => return self.fall_back(e, tmp, data),
+        };
+        let written = direct(staging.as_mut_slice());
+        self.give_back(staging);
+        match written {
+            Ok(file) => Ok(file),
+            Err(e) => self.fall_back(e, tmp, data),
+        }
+    }
+
+    fn fall_back(&self, error: io::Error, tmp: &Path, data: &[u8]) -> io::Result<File> {
+        let refusal = error.raw_os_error() == Some(libc::EINVAL);
+        if !refusal && error.kind() != io::ErrorKind::WriteZero {
+            return Err(error);
+        }
+        if refusal {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        // Some file systems create the file before refusing the flag.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        write_buffered(tmp, data)
+    }
+
+    fn take_staging(&self) -> io::Result<AlignedBuf> {
+        let reused = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        reused.map_or_else(AlignedBuf::new, Ok)
+    }
+
+    fn give_back(&self, staging: AlignedBuf) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_BUFFERS {
+            idle.push(staging);
+        }
+    }
+}
+
+pub(super) fn write_buffered(tmp: &Path, data: &[u8]) -> io::Result<File> {
+    let mut file = File::create_new(tmp)?;
+    file.write_all(data)?;
+    Ok(file)
+}
+
+/// Copies `data` chunk by chunk through `staging` into the new file `tmp` opened with `O_DIRECT`.
+fn write_direct(tmp: &Path, data: &[u8], staging: &mut [u8]) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(tmp)?;
+    for chunk in data.chunks(staging.len()) {
+        let padded = chunk.len().next_multiple_of(BLOCK);
+        staging[..chunk.len()].copy_from_slice(chunk);
+        staging[chunk.len()..padded].fill(0);
+        // A short write would leave the next offset unaligned: give this file to the buffered path.
+        if file.write(&staging[..padded])? != padded {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short O_DIRECT write"));
+        }
+    }
+    if !data.len().is_multiple_of(BLOCK) {
+        file.set_len(data.len() as u64)?;
+    }
+    Ok(file)
+}
+
+/// A zeroed buffer of [`STAGING`] bytes starting at a [`BLOCK`] boundary. The workspace forbids
+/// `unsafe`, so instead of an aligned allocation it over-allocates one block and starts at the first
+/// aligned address inside; the `Vec` frees it on drop.
+#[derive(Debug)]
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> io::Result<Self> {
+        let storage = vec![0u8; STAGING + BLOCK];
+        let start = storage.as_ptr().align_offset(BLOCK);
+        // `align_offset` may in principle give up; that is a refusal like the kernel's.
+        if start >= BLOCK {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(Self { storage, start })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + STAGING]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn temp_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("streamlake-direct-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn staging_buffers_are_aligned_and_reused() {
+        let writer = DirectWriter::new(true);
+        let mut staging = writer.take_staging().expect("staging");
+        let slice = staging.as_mut_slice();
+        assert_eq!((slice.as_ptr() as usize % BLOCK, slice.len()), (0, STAGING));
+        let address = slice.as_ptr();
+        writer.give_back(staging);
+        let mut again = writer.take_staging().expect("staging");
+        assert_eq!(again.as_mut_slice().as_ptr(), address, "an idle buffer is reused");
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_and_the_file_written_buffered() {
+        let dir = temp_dir();
+        let writer = DirectWriter::new(true);
+        let data = vec![7u8; 5000];
+        let tmp = dir.join("refused");
+        // Like a file system that creates the file, then refuses the flag.
+        let file = writer
+            .direct_or_buffered(&tmp, &data, |_| {
+                File::create_new(&tmp)?.write_all(b"partial")?;
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            })
+            .expect("buffered fallback");
+        drop(file);
+        assert!(writer.refused(), "EINVAL means the file system refuses O_DIRECT");
+        assert_eq!(fs::read(&tmp).expect("read"), data);
+
+        let attempted = Cell::new(false);
+        let next = dir.join("next");
+        writer
+            .direct_or_buffered(&next, &data, |_| {
+                attempted.set(true);
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            })
+            .expect("buffered write");
+        assert!(!attempted.get(), "a refused store does not try again");
+        assert_eq!(fs::read(&next).expect("read"), data);
+        fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_short_write_falls_back_without_giving_up_direct_io() {
+        let dir = temp_dir();
+        let writer = DirectWriter::new(true);
+        let tmp = dir.join("short");
+        writer
+            .direct_or_buffered(&tmp, b"abc", |_| {
+                File::create_new(&tmp)?;
+                Err(io::Error::new(io::ErrorKind::WriteZero, "short O_DIRECT write"))
+            })
+            .expect("buffered fallback");
+        assert!(!writer.refused());
+        assert_eq!(fs::read(&tmp).expect("read"), b"abc");
+        fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn other_errors_are_not_hidden_by_the_fallback() {
+        let dir = temp_dir();
+        let writer = DirectWriter::new(true);
+        let err = writer
+            .direct_or_buffered(&dir.join("x"), b"abc", |_| {
+                Err(io::Error::from(io::ErrorKind::PermissionDenied))
+            })
+            .expect_err("a permission error is not a refusal");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(!writer.refused());
+        assert!(!dir.join("x").exists());
+        fs::remove_dir_all(dir).expect("cleanup");
+    }
+}
