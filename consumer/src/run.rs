@@ -207,7 +207,8 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
     stop.store(true, Ordering::SeqCst);
 }
 
-fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
+/// The Kafka client configuration of the sink (public for the fetch-floor benchmark, which measures it).
+pub fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
     let fetch_kib = (config.limits.fetch_buffer_bytes / 1024).max(1024);
     let fetch_request_bytes = (fetch_kib * 1024 / 2).max(1 << 20);
     let mut client = ClientConfig::new();

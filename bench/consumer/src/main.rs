@@ -3,7 +3,6 @@
 //! nothing, so its records/s and CPU per record are what the Kafka client alone costs the consumer.
 //! A measurement, not a test: it prints numbers.
 
-mod client;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -61,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     let topic = dataset.raw_topic();
     // Like the consumer's wall time, from before the client exists to the last record.
     let started = Instant::now();
-    let consumer: BaseConsumer = client::consumer_client(&config, &dataset)?.create()?;
+    let consumer: BaseConsumer = streamlake_consumer::run::consumer_config(&config, &dataset)?.create()?;
     let ranges: Vec<PartitionRange> = bounded::resolve(&consumer, &topic, &config.bounded)?
         .into_iter()
         .filter(|r| r.start < r.end)
