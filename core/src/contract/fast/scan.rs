@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, NULL, OBJECT};
+use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, NULL, Node, OBJECT};
 
 /// Nesting deeper than this is "not sure" (serde_json, which the full path parses with, stops at 128).
 const MAX_DEPTH: usize = 100;
@@ -234,21 +234,36 @@ impl<'a> Scan<'a> {
         check(checks.items(count))
     }
 
+    /// An object's key, not a `reserved` one: the index of the declared property it names, if any.
+    fn key(&mut self, properties: &[(String, Node)], reserved: &[&str]) -> Option<Option<usize>> {
+        check(self.peek()? == b'"')?;
+        // Most keys are written as declared, with no escapes: matched on the bytes, not decoded.
+        let rest = &self.text.as_bytes()[self.at + 1..];
+        let written = properties.iter().position(|(name, _)| {
+            let name = name.as_bytes();
+            rest.get(name.len()) == Some(&b'"') && rest.starts_with(name) && plain_run(name) == name.len()
+        });
+        let name = match written {
+            Some(index) => {
+                let name = properties[index].0.as_str();
+                self.at += name.len() + 2;
+                Cow::Borrowed(name)
+            }
+            None => self.string()?,
+        };
+        check(!reserved.contains(&&*name))?;
+        Some(written.or_else(|| properties.iter().position(|(n, _)| n.as_str() == name.as_ref())))
+    }
+
     fn object(&mut self, checks: &Checks, root: Root<'_>, kept: &mut Option<String>) -> Option<()> {
         let mut seen = 0u64;
         let mut done = self.opened(checks.admits(OBJECT), b'}')?;
         while !done {
-            check(self.peek()? == b'"')?;
-            let name = self.string()?;
+            let property = self.key(&checks.properties, root.reserved)?;
             self.space();
             check(self.eat(b':'))?;
             self.space();
-            check(!root.reserved.contains(&&*name))?;
-            match checks
-                .properties
-                .iter()
-                .position(|(n, _)| n.as_str() == name.as_ref())
-            {
+            match property {
                 Some(index) => {
                     // A duplicate key: the full validator sees only the last value.
                     check(seen & 1 << index == 0)?;

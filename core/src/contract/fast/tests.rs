@@ -223,6 +223,26 @@ fn the_byte_reader_follows_json_grammar_exactly() {
 }
 
 #[test]
+fn keys_match_their_property_whether_written_plainly_or_escaped() {
+    let c = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "a", "required": ["a"],
+        "properties": {"a": {"type": "string"}, "a\"b": {"type": "integer"}, "a\\": {"type": "integer"}, "é": {"type": "integer"}},
+        "additionalProperties": false
+    }));
+    for (payload, certainly) in [
+        (r#"{"a":"x","a\"b":1,"a\\":2,"é":3}"#, true),
+        (r#"{"\u0061":"x","a\u0022b":1,"\u00e9":3}"#, true),
+        (r#"{"a":"x","a\"b":"x"}"#, false),
+        (r#"{"a":"x","a\\":"x"}"#, false),
+        (r#"{"a":"x","a\\b":1}"#, false),
+        (r#"{"a":"x","ab":1}"#, false),
+        (r#"{"a":"x","\u0061":"y"}"#, false),
+    ] {
+        assert_eq!(sound(&c, payload.as_bytes()), certainly, "{payload}");
+    }
+}
+
+#[test]
 fn kept_keys_and_deep_values_agree_with_the_full_path() {
     let open = contract(json!({
         "type": "object", "x-streamlake-partition-key": "id", "required": ["id"],
