@@ -16,7 +16,7 @@ pub(super) fn compile(schema: &Value) -> Result<Node, Unsupported> {
         Value::Object(object) => object,
         other => return unsupported(format!("schema {other}")),
     };
-    let mut checks = Checks::default();
+    let mut checks = Checks::ANY;
     let mut required: Vec<&str> = Vec::new();
     for (keyword, value) in object {
         match keyword.as_str() {
