@@ -244,9 +244,10 @@ impl Checks {
         {
             return false;
         }
-        // Lengths count code points; the byte length bounds them from above.
+        // Lengths count code points: at most the byte length, at least a quarter of it.
         let too_long = (self.max_length).is_some_and(|max| s.len() > max && s.chars().count() > max);
-        let too_short = (self.min_length).is_some_and(|min| s.len() < min || s.chars().count() < min);
+        let too_short = (self.min_length)
+            .is_some_and(|min| s.len() < min || (s.len() < min.saturating_mul(4) && s.chars().count() < min));
         !too_long
             && !too_short
             && self.pattern.as_ref().is_none_or(|p| p.is_match(s.as_bytes()))

@@ -243,6 +243,27 @@ fn keys_match_their_property_whether_written_plainly_or_escaped() {
 }
 
 #[test]
+fn string_lengths_count_code_points_at_both_bounds() {
+    let c = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "s", "required": ["s"],
+        "properties": {"s": {"type": "string", "minLength": 3, "maxLength": 4}}
+    }));
+    for (s, certainly) in [
+        ("éé", false),
+        ("ééé", true),
+        ("😀😀😀", true),
+        ("ab", false),
+        ("abcd", true),
+        ("éééé", true),
+        ("ééééé", false),
+        ("abcdé", false),
+    ] {
+        let payload = json!({ "s": s }).to_string();
+        assert_eq!(sound(&c, payload.as_bytes()), certainly, "{s}");
+    }
+}
+
+#[test]
 fn kept_keys_and_deep_values_agree_with_the_full_path() {
     let open = contract(json!({
         "type": "object", "x-streamlake-partition-key": "id", "required": ["id"],
