@@ -21,6 +21,7 @@ enum Output {
 pub struct JsonlWriter {
     output: Output,
     line: Vec<u8>,
+    seconds: SecondText,
 }
 
 impl JsonlWriter {
@@ -36,6 +37,7 @@ impl JsonlWriter {
         Ok(Self {
             output,
             line: Vec::with_capacity(4096),
+            seconds: SecondText::default(),
         })
     }
 
@@ -48,15 +50,19 @@ impl JsonlWriter {
         event: &ValidEvent,
         payload: &[u8],
     ) -> std::io::Result<()> {
-        let Self { output, line } = self;
+        let Self {
+            output,
+            line,
+            seconds,
+        } = self;
         let compressor: &mut dyn Write = match output {
             // Straight into the file's buffer: the line is not copied a second time.
-            Output::Plain(out) => return append_line(out, partition, offset, event, payload),
+            Output::Plain(out) => return append_line(out, seconds, partition, offset, event, payload),
             Output::Gzip(out) => out,
             Output::Zstd(out) => out,
         };
         line.clear();
-        append_line(line, partition, offset, event, payload)?;
+        append_line(line, seconds, partition, offset, event, payload)?;
         compressor.write_all(line)
     }
 
@@ -71,6 +77,7 @@ impl JsonlWriter {
 
 fn append_line(
     line: &mut Vec<u8>,
+    seconds: &mut SecondText,
     partition: i32,
     offset: i64,
     event: &ValidEvent,
@@ -80,7 +87,7 @@ fn append_line(
         line,
         r#"{{"_partition":{partition},"_offset":{offset},"_timestamp":""#
     )?;
-    line.extend_from_slice(format_timestamp(event.timestamp).as_bytes());
+    seconds.append(line, event.timestamp);
     line.extend_from_slice(br#"","_key":"#);
     serde_json::to_writer(&mut *line, &event.key)?;
     line.extend_from_slice(br#","_event_id":"#);
@@ -105,6 +112,38 @@ fn append_line(
     Ok(())
 }
 
+/// `_timestamp` text, formatted once per second: the records of a file mostly share their seconds, and
+/// the calendar arithmetic showed in profiles. Appends what [`format_timestamp`] returns.
+#[derive(Default)]
+struct SecondText {
+    second: Option<i64>,
+    /// `2025-01-02T10:00:00` of `second`.
+    text: String,
+}
+
+impl SecondText {
+    fn append(&mut self, line: &mut Vec<u8>, millis: i64) {
+        let (second, milli) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+        if self.second != Some(second) {
+            let formatted = format_timestamp(second * 1000);
+            // `…:SS.000Z`: keep everything before the fraction.
+            self.text = formatted
+                .get(..formatted.len() - 5)
+                .unwrap_or_default()
+                .to_owned();
+            self.second = Some(second);
+        }
+        line.extend_from_slice(self.text.as_bytes());
+        line.extend_from_slice(&[
+            b'.',
+            b'0' + (milli / 100) as u8,
+            b'0' + (milli / 10 % 10) as u8,
+            b'0' + (milli % 10) as u8,
+            b'Z',
+        ]);
+    }
+}
+
 /// The members of a JSON object's text and its closing brace: `{"a":1}` gives `"a":1}`; `{ }` gives `None`.
 fn object_members(payload: &[u8]) -> Option<&[u8]> {
     let start = payload.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -117,6 +156,29 @@ fn object_members(payload: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_match_the_formatter_whether_or_not_the_second_is_cached() {
+        let mut seconds = SecondText::default();
+        for millis in [
+            1_735_862_400_000,
+            1_735_862_400_007,
+            1_735_862_400_999,
+            1_735_862_401_050,
+            1_735_862_400_120,
+            -1,
+            0,
+            253_402_300_799_999,
+        ] {
+            let mut line = Vec::new();
+            seconds.append(&mut line, millis);
+            assert_eq!(
+                String::from_utf8(line).expect("UTF-8"),
+                format_timestamp(millis),
+                "{millis}"
+            );
+        }
+    }
 
     #[test]
     fn object_members_strip_the_opening_brace_and_keep_the_rest() {
