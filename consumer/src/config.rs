@@ -73,8 +73,8 @@ pub struct RotationArgs {
 pub struct LimitArgs {
     /// Memory for records: open files, plus files being landed counted with their encoded form. At it the
     /// sink stops taking records (and pauses the partitions if that lasts). With the defaults a backlog of
-    /// ~1 KiB records peaked at 172-188 MiB RSS (bench/README.md).
-    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "48MiB", value_parser = parse_bytes)]
+    /// ~1 KiB records peaked under 200 MiB RSS (bench/README.md).
+    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
     #[arg(long, env = "STREAMLAKE_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
