@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use streamlake_core::contract::fast::Member;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::headers::{self, get_str};
 use streamlake_core::names::DatasetName;
@@ -81,6 +82,25 @@ impl Classifier {
     }
 
     pub fn classify(&self, record: &SourceRecord) -> Result<ValidEvent, Rejection> {
+        self.classify_reading(record, None)
+    }
+
+    /// [`Self::classify`], and the event's top-level members in `members` (cleared first) when the
+    /// contract's fast check read them on the way; empty when the full validator decided.
+    pub fn classify_with_members<'a>(
+        &self,
+        record: &'a SourceRecord,
+        members: &mut Vec<Member<'a>>,
+    ) -> Result<ValidEvent, Rejection> {
+        members.clear();
+        self.classify_reading(record, Some(members))
+    }
+
+    fn classify_reading<'a>(
+        &self,
+        record: &'a SourceRecord,
+        members: Option<&mut Vec<Member<'a>>>,
+    ) -> Result<ValidEvent, Rejection> {
         let timestamp = record
             .timestamp
             .filter(|t| chrono::DateTime::from_timestamp_millis(*t).is_some())
@@ -118,7 +138,11 @@ impl Classifier {
                 .latest_contract()
                 .ok_or_else(|| Rejection::new("unknown_schema_version", "no contract for the dataset"))?,
         };
-        if contract.certainly_valid(payload, &RESERVED_FIELDS) {
+        let certain = match members {
+            Some(members) => contract.certainly_valid_members(payload, &RESERVED_FIELDS, members),
+            None => contract.certainly_valid(payload, &RESERVED_FIELDS),
+        };
+        if certain {
             return Ok(ValidEvent {
                 schema_version: contract.version(),
                 key,

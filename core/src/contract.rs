@@ -140,6 +140,20 @@ impl Contract {
             .is_ok_and(|fast| fast.certainly_valid(payload, reserved))
     }
 
+    /// [`Self::certainly_valid`], and the event's top-level members (name, value text) in `members`
+    /// (cleared first) from the same pass when it is: a caller can read fields without scanning again.
+    pub fn certainly_valid_members<'a>(
+        &self,
+        payload: &'a [u8],
+        reserved: &[&str],
+        members: &mut Vec<fast::Member<'a>>,
+    ) -> bool {
+        members.clear();
+        self.fast
+            .as_ref()
+            .is_ok_and(|fast| fast.certainly_valid_members(payload, reserved, members))
+    }
+
     /// The record key of an event that is certainly valid ([`Self::certainly_valid`]), read in the same
     /// pass; `None` means "parse it, ask [`Self::violations`] and [`Self::partition_key`]".
     pub fn certainly_valid_key(&self, payload: &[u8], reserved: &[&str]) -> Option<String> {

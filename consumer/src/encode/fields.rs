@@ -7,13 +7,16 @@
 
 use std::borrow::Cow;
 
+use streamlake_core::contract::fast::Member;
+
 #[derive(Debug, thiserror::Error)]
 #[error("not a JSON object the contract check passed: {0}")]
 pub struct NotAnObject(&'static str);
 
-/// An event's top-level fields in the order the event has them; values are raw JSON text.
+/// An event's top-level fields in the order the event has them; values are raw JSON text. The same
+/// shape as the members the contract's fast check reads ([`Member`]), for events it was not sure of.
 pub struct Fields<'a> {
-    entries: Vec<(Cow<'a, str>, &'a str)>,
+    entries: Vec<Member<'a>>,
 }
 
 impl<'a> Fields<'a> {
@@ -47,8 +50,8 @@ impl<'a> Fields<'a> {
     }
 
     /// Every field as (name, raw value text), in the event's order; a repeated name appears each time.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> {
-        self.entries.iter().map(|(key, value)| (key.as_ref(), *value))
+    pub fn members(&self) -> &[Member<'a>] {
+        &self.entries
     }
 }
 
@@ -205,10 +208,9 @@ mod tests {
 
     /// The value of `name`: the last one if the event repeats it.
     fn get<'a>(fields: &Fields<'a>, name: &str) -> Option<&'a str> {
-        fields
-            .iter()
-            .filter(|(key, _)| *key == name)
-            .map(|(_, value)| value)
+        (fields.members().iter())
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| *value)
             .last()
     }
 
@@ -216,7 +218,7 @@ mod tests {
     fn fields_keep_raw_values_in_order_with_escaped_names_decoded() {
         let payload = br#"{"a":"x","b\u0041":{"n":[1, 2]},"c":3.5,"a":"y"}"#;
         let fields = Fields::parse(payload).expect("an object");
-        let all: Vec<(&str, &str)> = fields.iter().collect();
+        let all: Vec<(&str, &str)> = fields.members().iter().map(|(k, v)| (k.as_ref(), *v)).collect();
         assert_eq!(
             all,
             vec![
@@ -238,7 +240,7 @@ mod tests {
         assert_eq!(get(&fields, "t"), Some("true"));
         assert_eq!(get(&fields, "e"), Some("{}"));
         assert_eq!(get(&fields, "l"), Some("[]"));
-        assert_eq!(Fields::parse(b" { } ").expect("empty").iter().count(), 0);
+        assert_eq!(Fields::parse(b" { } ").expect("empty").members().len(), 0);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use streamlake_core::contract::Contract;
+use streamlake_core::contract::fast::Member;
 use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat};
 
 use crate::classify::{Classifier, Rejection, ValidEvent};
@@ -115,8 +116,15 @@ impl Encoder {
         };
         let mut rejected = Vec::new();
         let mut stats: Option<RunStats> = None;
-        for (index, record) in records.iter().enumerate() {
-            let event = match classifier.classify(record) {
+        // Parquet takes the event's fields from the contract check's own pass over it.
+        let wants_members = matches!(writer, FormatWriter::Parquet(_));
+        let mut members = Vec::new();
+        for (index, record) in records.iter().copied().enumerate() {
+            let classified = match wants_members {
+                true => classifier.classify_with_members(record, &mut members),
+                false => classifier.classify(record),
+            };
+            let event = match classified {
                 Ok(event) => event,
                 Err(rejection) => {
                     rejected.push((index, rejection));
@@ -126,7 +134,7 @@ impl Encoder {
             let stats = stats.get_or_insert_with(|| RunStats::starting_at(record.offset, event.timestamp));
             stats.add(record.offset, event.timestamp, event.schema_version);
             let payload = record.payload.as_deref().unwrap_or_default();
-            writer.push(partition, record.offset, &event, payload)?;
+            writer.push(partition, record.offset, &event, payload, &members)?;
         }
         let Some(stats) = stats else {
             return Ok(EncodedRun { file: None, rejected });
@@ -182,10 +190,11 @@ impl FormatWriter {
         offset: i64,
         event: &ValidEvent,
         payload: &[u8],
+        members: &[Member<'_>],
     ) -> Result<(), EncodeError> {
         match self {
             Self::Jsonl(w) => Ok(w.push(partition, offset, event, payload)?),
-            Self::Parquet(w) => w.push(partition, offset, event, payload),
+            Self::Parquet(w) => w.push(partition, offset, event, payload, members),
         }
     }
 }

@@ -20,6 +20,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde_json::Value;
 use streamlake_core::contract::Contract;
+use streamlake_core::contract::fast::Member;
 
 use super::EncodeError;
 use super::fields::{Fields, Shape, shape, string_value};
@@ -250,15 +251,24 @@ impl ParquetFileWriter {
         })
     }
 
-    /// Adds one row from the event's JSON text (an object: classification checked it).
+    /// Adds one row from the event's JSON text (an object: classification checked it). `members` are its
+    /// top-level fields if the contract check read them; otherwise (empty) the text is scanned here.
     pub fn push(
         &mut self,
         partition: i32,
         offset: i64,
         event: &ValidEvent,
         payload: &[u8],
+        members: &[Member<'_>],
     ) -> Result<(), EncodeError> {
-        let fields = Fields::parse(payload)?;
+        let scanned;
+        let members = match members.is_empty() {
+            true => {
+                scanned = Fields::parse(payload)?;
+                scanned.members()
+            }
+            false => members,
+        };
         self.partition.append_value(partition);
         self.offset.append_value(offset);
         self.timestamp.append_value(event.timestamp);
@@ -271,7 +281,7 @@ impl ParquetFileWriter {
         // value, as a parsed JSON object does.
         let mut values: Vec<Option<&str>> = vec![None; columns.len()];
         let mut extra = BTreeMap::new();
-        for (name, value) in fields.iter() {
+        for (name, value) in members.iter().map(|(name, value)| (name.as_ref(), *value)) {
             match columns.iter().position(|(column, _)| column == name) {
                 Some(index) => values[index] = Some(value),
                 None => {

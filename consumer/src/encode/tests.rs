@@ -6,6 +6,7 @@ use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 
 use super::*;
+use crate::classify::RESERVED_FIELDS;
 use crate::readback::{read_rows, row_positions};
 
 fn contract_registry() -> Arc<ContractRegistry> {
@@ -232,4 +233,40 @@ fn a_pretty_printed_event_lands_as_one_line_with_its_values() {
     assert_eq!(rows[0]["id"], json!("a\nb"));
     assert_eq!(rows[0]["tags"], json!(["x"]));
     assert_eq!(rows[0]["qty"], json!(3));
+}
+
+#[test]
+fn parquet_rows_are_the_same_from_the_checks_members_and_from_its_own_scan() {
+    let registry = contract_registry();
+    let contract = registry.latest("items").expect("contract").clone();
+    let columns = ParquetColumns::from_contract(&contract).expect("columns");
+    let event = ValidEvent {
+        schema_version: 2,
+        key: Some("k".into()),
+        event_id: None,
+        timestamp: 1_735_862_400_000,
+    };
+    let payloads = [
+        r#"{"id":"a","qty":1,"price":2.5,"paid":true,"tags":["x", {"y":null}]}"#,
+        r#" { "tags" : [] , "id" : "b\u00e9" , "extra" : {"n":1} } "#,
+    ];
+    let rows = |with_members: bool| {
+        let mut writer = parquet::ParquetFileWriter::new(&columns, "test", Vec::new()).expect("writer");
+        for (offset, payload) in payloads.iter().enumerate() {
+            let mut members = Vec::new();
+            if with_members {
+                assert!(contract.certainly_valid_members(payload.as_bytes(), &RESERVED_FIELDS, &mut members));
+            }
+            let offset = i64::try_from(offset).expect("small");
+            writer
+                .push(2, offset, &event, payload.as_bytes(), &members)
+                .expect("push");
+        }
+        let data = Bytes::from(writer.finish().expect("finish"));
+        read_rows(FileFormat::Parquet, data).expect("read back")
+    };
+    let from_members = rows(true);
+    assert_eq!(from_members, rows(false));
+    assert_eq!(from_members[1]["id"], json!("bé"));
+    assert_eq!(from_members[1]["_extra"], json!(r#"{"extra":{"n":1}}"#));
 }

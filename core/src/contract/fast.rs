@@ -8,6 +8,8 @@
 //! outside that set gets no fast check at all. The differential tests hold it to one rule: the fast
 //! check never calls an event valid that the full validator rejects.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use compile::compile;
@@ -45,6 +47,10 @@ const ANNOTATIONS: [&str; 9] = [
     "readOnly",
 ];
 
+/// A top-level member of an event as its text has it: the name (decoded if it has escapes) and the
+/// value's JSON text.
+pub type Member<'a> = (Cow<'a, str>, &'a str);
+
 /// Why a contract gets no fast check (kept for the contract's debug output).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -72,7 +78,24 @@ impl FastSchema {
     /// True only when `payload` is one JSON object that meets the contract and has none of the
     /// `reserved` top-level fields; false means "ask the full validator".
     pub fn certainly_valid(&self, payload: &[u8], reserved: &[&str]) -> bool {
-        Scan::root(payload, &self.root, Root { reserved, keep: None }).is_some()
+        Scan::root(payload, &self.root, Root { reserved, keep: None }, None).is_some()
+    }
+
+    /// [`Self::certainly_valid`], and the event's top-level members in `members` (cleared first) from the
+    /// same pass when it is.
+    pub fn certainly_valid_members<'a>(
+        &self,
+        payload: &'a [u8],
+        reserved: &[&str],
+        members: &mut Vec<Member<'a>>,
+    ) -> bool {
+        members.clear();
+        let root = Root { reserved, keep: None };
+        let valid = Scan::root(payload, &self.root, root, Some(&mut *members)).is_some();
+        if !valid {
+            members.clear();
+        }
+        valid
     }
 
     /// The top-level `key_field` of a `payload` that is certainly valid, read in the same pass (a string
@@ -90,6 +113,7 @@ impl FastSchema {
                 reserved,
                 keep: Some(keep?),
             },
+            None,
         )?
     }
 }

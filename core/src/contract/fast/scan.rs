@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, NULL, Node, OBJECT};
+use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, Member, NULL, Node, OBJECT};
 
 /// Nesting deeper than this is "not sure" (serde_json, which the full path parses with, stops at 128).
 const MAX_DEPTH: usize = 100;
@@ -63,8 +63,14 @@ fn check(ok: bool) -> Option<()> {
 
 impl<'a> Scan<'a> {
     /// `Some` when `payload` is certainly one object meeting `checks`, with the kept property's value if
-    /// `root` asks for one and it is a string or an integer.
-    pub(super) fn root(payload: &'a [u8], checks: &Checks, root: Root<'_>) -> Option<Option<String>> {
+    /// `root` asks for one and it is a string or an integer; the object's members go into `members` if
+    /// given (unspecified when the answer is `None`).
+    pub(super) fn root(
+        payload: &'a [u8],
+        checks: &Checks,
+        root: Root<'_>,
+        members: Option<&mut Vec<Member<'a>>>,
+    ) -> Option<Option<String>> {
         // Once for the whole event: every string slice below then is valid UTF-8.
         let text = std::str::from_utf8(payload).ok()?;
         let mut scan = Scan {
@@ -75,7 +81,7 @@ impl<'a> Scan<'a> {
         let mut kept = None;
         scan.space();
         check(scan.peek()? == b'{')?;
-        scan.object(checks, root, &mut kept)?;
+        scan.object(checks, root, &mut kept, members)?;
         scan.space();
         check(scan.at == text.len())?;
         Some(kept)
@@ -107,7 +113,7 @@ impl<'a> Scan<'a> {
                     *out = Some(s.into_owned());
                 }
             }
-            b'{' => self.nested(|scan| scan.object(checks, NESTED, &mut None))?,
+            b'{' => self.nested(|scan| scan.object(checks, NESTED, &mut None, None))?,
             b'[' => self.nested(|scan| scan.array(checks))?,
             b't' => self.literal("true", checks.admits(BOOLEAN))?,
             b'f' => self.literal("false", checks.admits(BOOLEAN))?,
@@ -234,8 +240,13 @@ impl<'a> Scan<'a> {
         check(checks.items(count))
     }
 
-    /// An object's key, not a `reserved` one: the index of the declared property it names, if any.
-    fn key(&mut self, properties: &[(String, Node)], reserved: &[&str]) -> Option<Option<usize>> {
+    /// An object's key, not a `reserved` one: the index of the declared property it names, if any, and
+    /// the name.
+    fn key(
+        &mut self,
+        properties: &[(String, Node)],
+        reserved: &[&str],
+    ) -> Option<(Option<usize>, Cow<'a, str>)> {
         check(self.peek()? == b'"')?;
         // Most keys are written as declared, with no escapes: matched on the bytes, not decoded.
         let rest = &self.text.as_bytes()[self.at + 1..];
@@ -245,24 +256,32 @@ impl<'a> Scan<'a> {
         });
         let name = match written {
             Some(index) => {
-                let name = properties[index].0.as_str();
-                self.at += name.len() + 2;
-                Cow::Borrowed(name)
+                let start = self.at + 1;
+                self.at = start + properties[index].0.len() + 1;
+                Cow::Borrowed(self.text.get(start..self.at - 1)?)
             }
             None => self.string()?,
         };
         check(!reserved.contains(&&*name))?;
-        Some(written.or_else(|| properties.iter().position(|(n, _)| n.as_str() == name.as_ref())))
+        let index = written.or_else(|| properties.iter().position(|(n, _)| n.as_str() == name.as_ref()));
+        Some((index, name))
     }
 
-    fn object(&mut self, checks: &Checks, root: Root<'_>, kept: &mut Option<String>) -> Option<()> {
+    fn object(
+        &mut self,
+        checks: &Checks,
+        root: Root<'_>,
+        kept: &mut Option<String>,
+        mut members: Option<&mut Vec<Member<'a>>>,
+    ) -> Option<()> {
         let mut seen = 0u64;
         let mut done = self.opened(checks.admits(OBJECT), b'}')?;
         while !done {
-            let property = self.key(&checks.properties, root.reserved)?;
+            let (property, name) = self.key(&checks.properties, root.reserved)?;
             self.space();
             check(self.eat(b':'))?;
             self.space();
+            let start = self.at;
             match property {
                 Some(index) => {
                     // A duplicate key: the full validator sees only the last value.
@@ -276,6 +295,9 @@ impl<'a> Scan<'a> {
                     Additional::Any => self.value(&ANY, None)?,
                     Additional::Schema(node) => self.value(node.checks(), None)?,
                 },
+            }
+            if let Some(members) = members.as_deref_mut() {
+                members.push((name, self.text.get(start..self.at)?));
             }
             done = self.closed(b'}')?;
         }

@@ -45,6 +45,29 @@ fn sound(contract: &Contract, payload: &[u8]) -> bool {
         "{}",
         String::from_utf8_lossy(payload)
     );
+    // The members read on the way are the event's fields, each value's text parsing to the full path's value.
+    let mut members = vec![(std::borrow::Cow::Borrowed("stale"), "1")];
+    assert_eq!(
+        contract.certainly_valid_members(payload, &RESERVED, &mut members),
+        fast
+    );
+    if fast {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(payload) else {
+            panic!("a certainly valid event parses as an object");
+        };
+        let read: serde_json::Map<String, Value> = members
+            .iter()
+            .map(|(name, text)| {
+                (
+                    name.to_string(),
+                    serde_json::from_str(text).expect("a whole value"),
+                )
+            })
+            .collect();
+        assert_eq!((read, members.len()), (fields.clone(), fields.len()));
+    } else {
+        assert!(members.is_empty());
+    }
     fast
 }
 
