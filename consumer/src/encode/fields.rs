@@ -208,10 +208,9 @@ mod tests {
 
     /// The value of `name`: the last one if the event repeats it.
     fn get<'a>(fields: &Fields<'a>, name: &str) -> Option<&'a str> {
-        (fields.members().iter())
-            .filter(|(key, _)| key == name)
+        (fields.members().iter().rev())
+            .find(|(key, _)| key == name)
             .map(|(_, value)| *value)
-            .last()
     }
 
     #[test]
