@@ -43,10 +43,10 @@ impl<'a> Fields<'a> {
             }
         }
         scan.skip_whitespace();
-        match scan.at == text.len() {
-            true => Ok(Self { entries }),
-            false => Err(NotAnObject("text after the object")),
+        if scan.at != text.len() {
+            return Err(NotAnObject("text after the object"));
         }
+        Ok(Self { entries })
     }
 
     /// Every field as (name, raw value text), in the event's order; a repeated name appears each time.
@@ -84,10 +84,10 @@ impl<'a> Scanner<'a> {
     }
 
     fn expect(&mut self, byte: u8) -> Result<(), NotAnObject> {
-        match self.next_byte() == Some(byte) {
-            true => Ok(()),
-            false => Err(NotAnObject("unexpected character")),
+        if self.next_byte() != Some(byte) {
+            return Err(NotAnObject("unexpected character"));
         }
+        Ok(())
     }
 
     /// A string token, quotes included, starting at the next non-whitespace byte.

@@ -100,19 +100,19 @@ impl Encoder {
             .iter()
             .map(|r| r.payload.as_ref().map_or(0, Vec::len) + 160)
             .sum();
-        let mut writer = match (&self.columns, self.format) {
-            (Some(columns), _) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
+        let capacity = if self.format == FileFormat::Jsonl {
+            expected
+        } else {
+            expected / 4
+        };
+        let buffer = self.buffers.take(capacity);
+        let mut writer = match &self.columns {
+            Some(columns) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
                 columns,
                 &self.writer_version,
-                self.buffers.take(expected / 4),
+                buffer,
             )?)),
-            (None, FileFormat::Jsonl) => {
-                FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, self.buffers.take(expected))?)
-            }
-            (None, _) => FormatWriter::Jsonl(jsonl::JsonlWriter::new(
-                self.format,
-                self.buffers.take(expected / 4),
-            )?),
+            None => FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, buffer)?),
         };
         let mut rejected = Vec::new();
         let mut stats: Option<RunStats> = None;
@@ -120,9 +120,10 @@ impl Encoder {
         let wants_members = matches!(writer, FormatWriter::Parquet(_));
         let mut members = Vec::new();
         for (index, record) in records.iter().copied().enumerate() {
-            let classified = match wants_members {
-                true => classifier.classify_with_members(record, &mut members),
-                false => classifier.classify(record),
+            let classified = if wants_members {
+                classifier.classify_with_members(record, &mut members)
+            } else {
+                classifier.classify(record)
             };
             let event = match classified {
                 Ok(event) => event,

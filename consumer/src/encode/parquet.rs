@@ -262,12 +262,11 @@ impl ParquetFileWriter {
         members: &[Member<'_>],
     ) -> Result<(), EncodeError> {
         let scanned;
-        let members = match members.is_empty() {
-            true => {
-                scanned = Fields::parse(payload)?;
-                scanned.members()
-            }
-            false => members,
+        let members = if members.is_empty() {
+            scanned = Fields::parse(payload)?;
+            scanned.members()
+        } else {
+            members
         };
         self.partition.append_value(partition);
         self.offset.append_value(offset);
