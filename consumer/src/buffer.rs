@@ -181,7 +181,7 @@ mod tests {
             offset,
             timestamp: Some(day * DAY_MS + offset),
             key: None,
-            payload: Some(vec![b'x'; size]),
+            payload: Some(bytes::Bytes::from(vec![b'x'; size])),
             headers: None,
         }
     }

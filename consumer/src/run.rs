@@ -27,7 +27,6 @@ use crate::http::{HttpState, app};
 use crate::landing::LandingContext;
 use crate::metacache::MetadataCache;
 use crate::metrics::Metrics;
-use crate::record::SourceRecord;
 use crate::sink::{Bounds, SinkCore, SinkSettings, lock};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -307,7 +306,7 @@ fn poll_thread(
         match polled {
             None => {}
             Some(Ok(message)) => {
-                let record = SourceRecord::from_message(&message);
+                let record = guard.copy_out(&message);
                 guard.accept(&consumer, record, now);
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => guard.partition_eof(&consumer, partition),

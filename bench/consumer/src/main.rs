@@ -5,11 +5,12 @@
 
 mod usage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use streamlake_consumer::bounded::{self, PartitionRange};
 use streamlake_consumer::config::Config;
-use streamlake_consumer::record::SourceRecord;
+use streamlake_consumer::record::{RecordArena, SourceRecord};
 use streamlake_core::names::DatasetName;
 
 /// The consumer's poll timeout (`run.rs`).
@@ -90,6 +91,7 @@ fn main() -> anyhow::Result<()> {
 fn read_to_end(consumer: &BaseConsumer, ranges: &[PartitionRange], mode: Mode) -> Read {
     let mut ends: BTreeMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
     let mut read = Read::default();
+    let mut arenas = HashMap::new();
     while !ends.is_empty() {
         match consumer.poll(POLL_TIMEOUT) {
             None => {}
@@ -99,7 +101,7 @@ fn read_to_end(consumer: &BaseConsumer, ranges: &[PartitionRange], mode: Mode) -
                     continue; // prefetched beyond the range: the consumer does not land it either
                 };
                 read.records += 1;
-                read.bytes += record_bytes(&message, mode);
+                read.bytes += record_bytes(&message, mode, &mut arenas);
                 if offset + 1 >= end {
                     ends.remove(&partition);
                 }
@@ -114,15 +116,17 @@ fn read_to_end(consumer: &BaseConsumer, ranges: &[PartitionRange], mode: Mode) -
     read
 }
 
-/// Key + payload bytes; in copy mode after copying the record out as `SourceRecord` (then dropping it).
-fn record_bytes(message: &BorrowedMessage<'_>, mode: Mode) -> u64 {
+/// Key + payload bytes; in copy mode after copying the record out as `SourceRecord` (into its
+/// partition's arena, as the consumer does; then dropping it).
+fn record_bytes(message: &BorrowedMessage<'_>, mode: Mode, arenas: &mut HashMap<i32, RecordArena>) -> u64 {
     let (key, payload) = match mode {
         Mode::Count => (message.key().map_or(0, <[u8]>::len), message.payload_len()),
         Mode::Copy => {
-            let record = black_box(SourceRecord::from_message(message));
+            let arena = arenas.entry(message.partition()).or_default();
+            let record = black_box(SourceRecord::from_message(message, arena));
             (
-                record.key.as_ref().map_or(0, Vec::len),
-                record.payload.as_ref().map_or(0, Vec::len),
+                record.key.as_ref().map_or(0, Bytes::len),
+                record.payload.as_ref().map_or(0, Bytes::len),
             )
         }
     };

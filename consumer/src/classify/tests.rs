@@ -1,3 +1,4 @@
+use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
 use streamlake_core::contract::Contract;
@@ -41,8 +42,8 @@ fn record(payload: &[u8], headers: &[(&str, &str)]) -> SourceRecord {
         partition: 0,
         offset: 7,
         timestamp: Some(1_735_862_400_000),
-        key: Some(b"o-1".to_vec()),
-        payload: Some(payload.to_vec()),
+        key: Some(Bytes::from_static(b"o-1")),
+        payload: Some(Bytes::copy_from_slice(payload)),
         headers: Some(owned),
     }
 }
@@ -118,7 +119,7 @@ fn poison_pills_get_stable_error_types() {
     no_time.timestamp = None;
     assert_eq!(rejection(&no_time).error_type, "missing_timestamp");
     let mut bad_key = record(br#"{"order_id":"o","amount":1}"#, &[]);
-    bad_key.key = Some(vec![0xff, 0xfe]);
+    bad_key.key = Some(Bytes::from_static(&[0xff, 0xfe]));
     assert_eq!(rejection(&bad_key).error_type, "invalid_key");
 }
 

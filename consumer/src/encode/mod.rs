@@ -98,14 +98,14 @@ impl Encoder {
         // The records' size plus the sink's columns: the size of plain JSON lines, more than the others.
         let expected: usize = records
             .iter()
-            .map(|r| r.payload.as_ref().map_or(0, Vec::len) + 160)
+            .map(|r| r.payload.as_ref().map_or(0, Bytes::len) + 160)
             .sum();
         let capacity = if self.format == FileFormat::Jsonl {
             expected
         } else {
             expected / 4
         };
-        let buffer = self.buffers.take(capacity);
+        let (buffer, start) = self.buffers.take(capacity);
         let mut writer = match &self.columns {
             Some(columns) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
                 columns,
@@ -145,7 +145,7 @@ impl Encoder {
             FormatWriter::Parquet(w) => w.finish()?,
         };
         Ok(EncodedRun {
-            file: Some(self.describe(partition, stats, self.buffers.freeze(data))),
+            file: Some(self.describe(partition, stats, self.buffers.freeze(data, start))),
             rejected,
         })
     }

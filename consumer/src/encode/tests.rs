@@ -69,8 +69,8 @@ fn record_v(offset: i64, payload: &str, version: &str) -> SourceRecord {
         partition: 2,
         offset,
         timestamp: Some(1_735_862_400_000 + offset),
-        key: Some(format!("k{offset}").into_bytes()),
-        payload: Some(payload.as_bytes().to_vec()),
+        key: Some(Bytes::from(format!("k{offset}"))),
+        payload: Some(Bytes::copy_from_slice(payload.as_bytes())),
         headers: Some(headers),
     }
 }

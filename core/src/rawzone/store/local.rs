@@ -311,19 +311,32 @@ mod tests {
         (3 << 20) + 17,
     ];
 
-    /// Puts every size in `root` and checks the files hold exactly the bytes, with no temporary left.
+    /// `data` copied to memory that starts at a block boundary (written in place by `O_DIRECT`).
+    fn block_aligned(data: &Bytes) -> Bytes {
+        let mut storage = vec![0u8; data.len() + direct::BLOCK];
+        let start = storage.as_ptr().align_offset(direct::BLOCK);
+        storage[start..start + data.len()].copy_from_slice(data);
+        let aligned = Bytes::from(storage).slice(start..start + data.len());
+        assert_eq!(aligned.as_ptr().align_offset(direct::BLOCK), 0);
+        aligned
+    }
+
+    /// Puts every size in `root`, from memory at any address and at a block boundary, and checks the
+    /// files hold exactly the bytes, with no temporary left.
     async fn put_every_size(store: &LocalStore, root: &Path) {
         for len in SIZES {
-            let key = format!("d/{len}.jsonl");
-            store.put(&key, pattern(len)).await.expect("put");
-            let written = fs::read(root.join(&key)).expect("read back");
-            assert!(
-                written == pattern(len),
-                "{len} bytes written differ from the data"
-            );
+            for (placement, data) in [("any", pattern(len)), ("aligned", block_aligned(&pattern(len)))] {
+                let key = format!("d/{len}-{placement}.jsonl");
+                store.put(&key, data).await.expect("put");
+                let written = fs::read(root.join(&key)).expect("read back");
+                assert!(
+                    written == pattern(len),
+                    "{len} bytes from {placement} memory written differ from the data"
+                );
+            }
         }
         let leftovers: Vec<_> = fs::read_dir(root.join("d")).expect("dir").collect();
-        assert_eq!(leftovers.len(), SIZES.len(), "no temporary file may remain");
+        assert_eq!(leftovers.len(), 2 * SIZES.len(), "no temporary file may remain");
     }
 
     #[tokio::test]
