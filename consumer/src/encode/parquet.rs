@@ -29,6 +29,10 @@ use crate::classify::{RESERVED_FIELDS, ValidEvent};
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer.
 const BATCH_ROWS: usize = 8192;
 const ZSTD_LEVEL: i32 = 1;
+/// Pages of 256 KiB (the crate's default is 1 MiB): a page's buffers then stay below glibc's mmap
+/// threshold (1 MiB, consumer/src/main.rs), so they are reused from the heap instead of mapped, faulted
+/// in page by page and unmapped for every page.
+const DATA_PAGE_BYTES: usize = 256 * 1024;
 const EXTRA_COLUMN: &str = "_extra";
 
 /// The Arrow type a contract property maps to.
@@ -223,6 +227,7 @@ impl ParquetFileWriter {
         let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
         let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_created_by(writer_version.to_owned());
         // Nested values kept as JSON text are long and rarely repeat: a dictionary would hash every value
         // of the column only to be given up; zstd still compresses what does repeat.
