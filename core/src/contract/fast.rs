@@ -13,10 +13,12 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use compile::compile;
+use keys::Keys;
 use pattern::Pattern;
 use scan::{Root, Scan};
 
 mod compile;
+mod keys;
 mod pattern;
 mod scan;
 
@@ -156,6 +158,8 @@ struct Checks {
     max_items: Option<usize>,
     items: Node,
     properties: Vec<(String, Node)>,
+    /// The names of `properties`, for matching keys on the event's bytes.
+    keys: Keys,
     /// Bit i set: `properties[i]` is required.
     required: u64,
     additional: Additional,
@@ -180,14 +184,14 @@ impl Checks {
         max_items: None,
         items: Node::Any,
         properties: Vec::new(),
+        keys: Keys::NONE,
         required: 0,
         additional: Additional::Any,
     };
 }
 
 /// RFC 3339 date-time, stricter than the full validator's (no leap second, upper-case `T` and `Z`).
-fn is_date_time(text: &str) -> bool {
-    let b = text.as_bytes();
+fn is_date_time(b: &[u8]) -> bool {
     let digits = |range: std::ops::Range<usize>| -> Option<u32> {
         b.get(range)?.iter().try_fold(0u32, |acc, c| {
             c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
@@ -259,22 +263,26 @@ impl Checks {
             && self.exclusive_maximum.is_none_or(|m| n < m)
     }
 
-    fn string(&self, s: &str) -> bool {
+    /// A string's bytes, which are valid UTF-8.
+    #[inline(always)]
+    fn string(&self, s: &[u8]) -> bool {
         if self.types & STRING == 0 {
             return false;
         }
         if let Some(allowed) = &self.enum_strings
-            && !allowed.iter().any(|a| a == s)
+            && !allowed.iter().any(|a| a.as_bytes() == s)
         {
             return false;
         }
-        // Lengths count code points: at most the byte length, at least a quarter of it.
-        let too_long = (self.max_length).is_some_and(|max| s.len() > max && s.chars().count() > max);
+        // Lengths count code points (the bytes that do not continue one): at most the byte length, at
+        // least a quarter of it.
+        let chars = || s.iter().filter(|&&b| b & 0xc0 != 0x80).count();
+        let too_long = (self.max_length).is_some_and(|max| s.len() > max && chars() > max);
         let too_short = (self.min_length)
-            .is_some_and(|min| s.len() < min || (s.len() < min.saturating_mul(4) && s.chars().count() < min));
+            .is_some_and(|min| s.len() < min || (s.len() < min.saturating_mul(4) && chars() < min));
         !too_long
             && !too_short
-            && self.pattern.as_ref().is_none_or(|p| p.is_match(s.as_bytes()))
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(s))
             && (!self.date_time || is_date_time(s))
     }
 

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::keys::Keys;
 use super::pattern::Pattern;
 
 use super::{
@@ -79,6 +80,7 @@ pub(super) fn compile(schema: &Value) -> Result<Node, Unsupported> {
     if checks.properties.len() > MAX_PROPERTIES {
         return unsupported("too many properties");
     }
+    checks.keys = Keys::new(checks.properties.iter().map(|(name, _)| name.as_str()));
     Ok(Node::Checked(Box::new(checks)))
 }
 

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, Member, NULL, Node, OBJECT};
+use super::{ANY, ARRAY, Additional, BOOLEAN, Checks, Member, NULL, OBJECT};
 
 /// Nesting deeper than this is "not sure" (serde_json, which the full path parses with, stops at 128).
 const MAX_DEPTH: usize = 100;
@@ -25,13 +25,38 @@ const NESTED: Root<'static> = Root {
 
 /// A cursor over an event that is valid UTF-8.
 pub(super) struct Scan<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
+    /// The event as text, when its members are read (their values are slices of it).
+    text: Option<&'a str>,
     at: usize,
     depth: usize,
 }
 
+/// A string's content: as written between its quotes, or decoded from its escapes.
+enum Content<'a> {
+    Written(&'a [u8]),
+    Decoded(String),
+}
+
+impl<'a> Content<'a> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Content::Written(bytes) => bytes,
+            Content::Decoded(text) => text.as_bytes(),
+        }
+    }
+
+    fn into_text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Content::Written(bytes) => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+            Content::Decoded(text) => Some(Cow::Owned(text)),
+        }
+    }
+}
+
 /// How many leading bytes of `bytes` stand in a string as they are (not `"`, `\` or a control
 /// character), looked at eight at a time.
+#[inline(always)]
 fn plain_run(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH_BITS: u64 = ONES * 0x80;
@@ -57,6 +82,12 @@ fn plain_run(bytes: &[u8]) -> usize {
     run + tail.count()
 }
 
+/// A quoted string with escapes, decoded as serde_json decodes it.
+#[cold]
+fn decode(quoted: &[u8]) -> Option<String> {
+    serde_json::from_slice(quoted).ok()
+}
+
 fn check(ok: bool) -> Option<()> {
     ok.then_some(())
 }
@@ -71,9 +102,17 @@ impl<'a> Scan<'a> {
         root: Root<'_>,
         members: Option<&mut Vec<Member<'a>>>,
     ) -> Option<Option<String>> {
-        // Once for the whole event: every string slice below then is valid UTF-8.
-        let text = std::str::from_utf8(payload).ok()?;
+        // Once for the whole event: every string read below then is valid UTF-8 (outside strings the
+        // grammar admits only ASCII).
+        let text = match members {
+            Some(_) => Some(std::str::from_utf8(payload).ok()?),
+            None => {
+                check(payload.is_ascii() || std::str::from_utf8(payload).is_ok())?;
+                None
+            }
+        };
         let mut scan = Scan {
+            bytes: payload,
             text,
             at: 0,
             depth: 0,
@@ -83,12 +122,20 @@ impl<'a> Scan<'a> {
         check(scan.peek()? == b'{')?;
         scan.object(checks, root, &mut kept, members)?;
         scan.space();
-        check(scan.at == text.len())?;
+        check(scan.at == payload.len())?;
         Some(kept)
     }
 
+    /// The event's text from `start` to the cursor.
+    fn text_from(&self, start: usize) -> Option<&'a str> {
+        match self.text {
+            Some(text) => text.get(start..self.at),
+            None => std::str::from_utf8(self.bytes.get(start..self.at)?).ok(),
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     fn eat(&mut self, byte: u8) -> bool {
@@ -107,20 +154,32 @@ impl<'a> Scan<'a> {
     fn value(&mut self, checks: &Checks, keep: Option<&mut Option<String>>) -> Option<()> {
         match self.peek()? {
             b'"' => {
-                let s = self.string()?;
-                check(checks.string(&s))?;
-                if let Some(out) = keep {
-                    *out = Some(s.into_owned());
+                let start = self.at;
+                if self.string_end()? {
+                    let decoded = decode(self.bytes.get(start..self.at)?)?;
+                    check(checks.string(decoded.as_bytes()))?;
+                    if let Some(out) = keep {
+                        *out = Some(decoded);
+                    }
+                } else {
+                    let written = self.bytes.get(start + 1..self.at - 1)?;
+                    check(checks.string(written))?;
+                    if let Some(out) = keep {
+                        *out = Some(std::str::from_utf8(written).ok()?.to_owned());
+                    }
                 }
             }
             b'{' => self.nested(|scan| scan.object(checks, NESTED, &mut None, None))?,
             b'[' => self.nested(|scan| scan.array(checks))?,
-            b't' => self.literal("true", checks.admits(BOOLEAN))?,
-            b'f' => self.literal("false", checks.admits(BOOLEAN))?,
-            b'n' => self.literal("null", checks.admits(NULL))?,
+            b't' => self.literal(b"true", checks.admits(BOOLEAN))?,
+            b'f' => self.literal(b"false", checks.admits(BOOLEAN))?,
+            b'n' => self.literal(b"null", checks.admits(NULL))?,
             _ => {
-                if let (Some(integer), Some(out)) = (self.number(checks)?, keep) {
-                    *out = Some(integer.to_owned());
+                let start = self.at;
+                if self.number(checks)?
+                    && let Some(out) = keep
+                {
+                    *out = Some(self.text_from(start)?.to_owned());
                 }
             }
         }
@@ -135,17 +194,17 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
-    fn literal(&mut self, word: &str, admitted: bool) -> Option<()> {
-        check(admitted && self.text.as_bytes()[self.at..].starts_with(word.as_bytes()))?;
+    fn literal(&mut self, word: &[u8], admitted: bool) -> Option<()> {
+        check(admitted && self.bytes.get(self.at..)?.starts_with(word))?;
         self.at += word.len();
         Some(())
     }
 
-    /// A string at its opening quote, escapes decoded as serde_json decodes them.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut end = start + 1;
+    /// Past a string at its opening quote: whether it has escapes.
+    #[inline(always)]
+    fn string_end(&mut self) -> Option<bool> {
+        let bytes = self.bytes;
+        let mut end = self.at + 1;
         let mut escaped = false;
         loop {
             end += plain_run(bytes.get(end..)?);
@@ -159,21 +218,26 @@ impl<'a> Scan<'a> {
             }
         }
         self.at = end + 1;
-        if escaped {
-            let quoted = self.text.get(start..self.at)?;
-            serde_json::from_str(quoted).ok().map(Cow::Owned)
+        Some(escaped)
+    }
+
+    /// A string at its opening quote, escapes decoded as serde_json decodes them.
+    fn string(&mut self) -> Option<Content<'a>> {
+        let start = self.at;
+        if self.string_end()? {
+            decode(self.bytes.get(start..self.at)?).map(Content::Decoded)
         } else {
-            self.text.get(start + 1..end).map(Cow::Borrowed)
+            self.bytes.get(start + 1..self.at - 1).map(Content::Written)
         }
     }
 
-    /// A number meeting `checks`; its text if serde_json reads it as an integer (`-0` it reads as
-    /// a float, and integers beyond 19 digits are left to the full validator).
-    fn number(&mut self, checks: &Checks) -> Option<Option<&'a str>> {
+    /// A number meeting `checks`; true if serde_json reads it as an integer (`-0` it reads as a float,
+    /// and integers beyond 19 digits are left to the full validator).
+    fn number(&mut self, checks: &Checks) -> Option<bool> {
         let start = self.at;
         let negative = self.eat(b'-');
         let digits = self.digits();
-        check(digits == 1 || (digits > 1 && self.text.as_bytes()[self.at - digits] != b'0'))?;
+        check(digits == 1 || (digits > 1 && self.bytes[self.at - digits] != b'0'))?;
         let mut integral = true;
         if self.eat(b'.') {
             integral = false;
@@ -184,21 +248,21 @@ impl<'a> Scan<'a> {
             let _sign = self.eat(b'+') || self.eat(b'-');
             check(self.digits() > 0)?;
         }
-        let text = &self.text[start..self.at];
+        let text = self.bytes.get(start..self.at)?;
         if !integral {
-            let n: f64 = serde_json::from_str(text).ok()?;
-            return check(checks.number(n)).map(|()| None);
+            let n: f64 = serde_json::from_slice(text).ok()?;
+            return check(checks.number(n)).map(|()| false);
         }
         check(digits <= 19)?;
-        let magnitude = (text.bytes().skip(usize::from(negative)))
-            .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        let magnitude =
+            (text.iter().skip(usize::from(negative))).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
         check(!negative || (1..=1 << 63).contains(&magnitude))?;
         let as_f64 = if negative {
             -(magnitude as f64)
         } else {
             magnitude as f64
         };
-        check(checks.integer(magnitude, as_f64)).map(|()| Some(text))
+        check(checks.integer(magnitude, as_f64)).map(|()| true)
     }
 
     fn digits(&mut self) -> usize {
@@ -242,28 +306,22 @@ impl<'a> Scan<'a> {
 
     /// An object's key, not a `reserved` one: the index of the declared property it names, if any, and
     /// the name.
-    fn key(
-        &mut self,
-        properties: &[(String, Node)],
-        reserved: &[&str],
-    ) -> Option<(Option<usize>, Cow<'a, str>)> {
+    fn key(&mut self, checks: &Checks, reserved: &[&str]) -> Option<(Option<usize>, Content<'a>)> {
         check(self.peek()? == b'"')?;
         // Most keys are written as declared, with no escapes: matched on the bytes, not decoded.
-        let rest = &self.text.as_bytes()[self.at + 1..];
-        let written = properties.iter().position(|(name, _)| {
-            let name = name.as_bytes();
-            rest.get(name.len()) == Some(&b'"') && rest.starts_with(name) && plain_run(name) == name.len()
-        });
+        let start = self.at + 1;
+        let written = checks.keys.find(self.bytes.get(start..)?);
         let name = match written {
             Some(index) => {
-                let start = self.at + 1;
-                self.at = start + properties[index].0.len() + 1;
-                Cow::Borrowed(self.text.get(start..self.at - 1)?)
+                let end = start + checks.properties[index].0.len();
+                self.at = end + 1;
+                Content::Written(self.bytes.get(start..end)?)
             }
             None => self.string()?,
         };
-        check(!reserved.contains(&&*name))?;
-        let index = written.or_else(|| properties.iter().position(|(n, _)| n.as_str() == name.as_ref()));
+        let bytes = name.bytes();
+        check(!reserved.iter().any(|r| r.as_bytes() == bytes))?;
+        let index = written.or_else(|| (checks.properties.iter()).position(|(n, _)| n.as_bytes() == bytes));
         Some((index, name))
     }
 
@@ -277,7 +335,7 @@ impl<'a> Scan<'a> {
         let mut seen = 0u64;
         let mut done = self.opened(checks.admits(OBJECT), b'}')?;
         while !done {
-            let (property, name) = self.key(&checks.properties, root.reserved)?;
+            let (property, name) = self.key(checks, root.reserved)?;
             self.space();
             check(self.eat(b':'))?;
             self.space();
@@ -297,7 +355,7 @@ impl<'a> Scan<'a> {
                 },
             }
             if let Some(members) = members.as_deref_mut() {
-                members.push((name, self.text.get(start..self.at)?));
+                members.push((name.into_text()?, self.text_from(start)?));
             }
             done = self.closed(b'}')?;
         }

@@ -460,7 +460,7 @@ fn date_times_are_a_strict_subset_of_rfc_3339() {
         "2024-02-29T00:00:00.000001+14:00",
         "1999-12-31T23:59:59-00:00",
     ] {
-        assert!(is_date_time(ok), "{ok}");
+        assert!(is_date_time(ok.as_bytes()), "{ok}");
     }
     for no in [
         "2025-01-02T10:00:00",
@@ -474,6 +474,34 @@ fn date_times_are_a_strict_subset_of_rfc_3339() {
         "2025-1-02T10:00:00Z",
         "",
     ] {
-        assert!(!is_date_time(no), "{no}");
+        assert!(!is_date_time(no.as_bytes()), "{no}");
+    }
+}
+
+#[test]
+fn bytes_beyond_ascii_are_checked_as_utf8_wherever_they_stand() {
+    let c = orders();
+    let event = serde_json::to_vec(&order()).expect("json");
+    let inserts: [&[u8]; 7] = [
+        "é".as_bytes(),
+        "😀".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"\xe2\x82",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+    ];
+    for at in 0..=event.len() {
+        for insert in inserts {
+            let mut changed = event.clone();
+            changed.splice(at..at, insert.iter().copied());
+            let fast = sound(&c, &changed);
+            assert!(!fast || std::str::from_utf8(insert).is_ok(), "{changed:?}");
+        }
+    }
+    // Text beyond ASCII inside strings is certainly valid: 63 code points in 69 bytes (maxLength 64).
+    let long = format!("{}{}", "x".repeat(60), "é€😀");
+    for pointer in ["/customer_id", "/line_items/0/sku"] {
+        assert!(sound(&c, &with(order(), pointer, json!(long))), "{pointer}");
     }
 }

@@ -1,0 +1,151 @@
+//! An object's declared property names, laid out so a key written without escapes is matched on the
+//! event's bytes: by its closing quote, then its first sixteen bytes as two `u64`s, then whatever follows.
+
+/// One declared name as the event writes it between quotes, if it can be written without escapes.
+#[derive(Debug)]
+struct Written {
+    len: usize,
+    /// Bytes 0..8 and 8..16 of the name, little-endian, zero past the name's end.
+    words: [u64; 2],
+    /// Keep only the bytes of loaded words that the name covers.
+    masks: [u64; 2],
+    /// The name's bytes past the first sixteen.
+    rest: Box<[u8]>,
+}
+
+/// The names of an object schema's `properties`, in their order.
+#[derive(Debug)]
+pub(super) struct Keys {
+    /// `None` for a name that needs an escape (a quote, a backslash, a control character) in JSON text.
+    written: Vec<Option<Written>>,
+}
+
+/// The eight bytes of `bytes` from `at` as a little-endian word, zero-padded if there are fewer.
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let bytes = bytes.get(at..).unwrap_or_default();
+    match bytes.first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word),
+        None => {
+            let mut word = [0; 8];
+            word[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
+impl Keys {
+    pub(super) const NONE: Keys = Keys { written: Vec::new() };
+
+    pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        let written = names
+            .into_iter()
+            .map(|name| {
+                let name = name.as_bytes();
+                let plain = !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+                let mask = |at: usize| {
+                    let covered = name.len().saturating_sub(at).min(8) as u32;
+                    u64::MAX.checked_shr(64 - 8 * covered).unwrap_or(0)
+                };
+                plain.then(|| Written {
+                    len: name.len(),
+                    words: [word(name, 0), word(name, 8)],
+                    masks: [mask(0), mask(8)],
+                    rest: name.get(16..).unwrap_or_default().into(),
+                })
+            })
+            .collect();
+        Self { written }
+    }
+
+    /// The index of the name that `rest` (the bytes after a key's opening quote) starts with, followed by
+    /// its closing quote: that key is exactly this name. At most one name can match, as none holds a quote.
+    #[inline(always)]
+    pub(super) fn find(&self, rest: &[u8]) -> Option<usize> {
+        let words = [word(rest, 0), word(rest, 8)];
+        self.written.iter().position(|written| {
+            written.as_ref().is_some_and(|w| {
+                rest.get(w.len) == Some(&b'"')
+                    && words[0] & w.masks[0] == w.words[0]
+                    && words[1] & w.masks[1] == w.words[1]
+                    && (w.len <= 16 || rest.get(16..w.len) == Some(&*w.rest))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+
+    const NAMES: [&str; 14] = [
+        "",
+        "a",
+        "ab",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefghij_long_name",
+        "abcdefghijklmnop",
+        "abcdefghijklmnoq",
+        "abcdefghijklmnopq",
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+        "abcdefgx",
+        "é",
+        "a\"b",
+        "a\\",
+    ];
+
+    /// What `find` must answer: the one declared name equal to the key read up to the first quote, if the
+    /// key has no backslash before that quote and the name can be written without escapes.
+    fn expected(rest: &[u8]) -> Option<usize> {
+        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        (rest[end] == b'"')
+            .then(|| NAMES.iter().position(|n| n.as_bytes() == &rest[..end]))
+            .flatten()
+            .filter(|&i| !NAMES[i].contains(['"', '\\']))
+    }
+
+    #[test]
+    fn keys_match_only_the_name_written_exactly_up_to_its_closing_quote() {
+        let keys = Keys::new(NAMES);
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for name in NAMES {
+            for suffix in [
+                "\"",
+                "\":1",
+                "\":1,\"ab\":2,\"zzzzzzzz\":3",
+                "x\"",
+                "\\\"",
+                "",
+                "\"\u{e9}",
+            ] {
+                cases.push(format!("{name}{suffix}").into_bytes());
+            }
+            // Every prefix (short reads near the end of an event) and every single-byte change.
+            let full = format!("{name}\":0").into_bytes();
+            for cut in 0..full.len() {
+                cases.push(full[..cut].to_vec());
+                for byte in [b'a', b'"', b'\\', 0, 0xc3, 0xff] {
+                    let mut changed = full.clone();
+                    changed[cut] = byte;
+                    cases.push(changed);
+                }
+            }
+        }
+        for rest in cases {
+            assert_eq!(
+                keys.find(&rest),
+                expected(&rest),
+                "{:?}",
+                String::from_utf8_lossy(&rest)
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_need_escapes_never_match_on_bytes() {
+        let keys = Keys::new(["a\"b", "a\\", "tab\there"]);
+        for rest in [&b"a\"b\""[..], b"a\\\"", b"tab\there\"", b"a\""] {
+            assert_eq!(keys.find(rest), None);
+        }
+    }
+}
