@@ -1,6 +1,8 @@
 //! A contract's `pattern`, compiled to a fully built DFA: matching needs no cache, so the landing
 //! threads that share one contract never wait on the regex crate's cache pool.
 
+use std::collections::HashMap;
+
 use regex_automata::dfa::{Automaton, dense};
 use regex_automata::util::{primitives::StateID, start, syntax};
 use regex_automata::{Anchored, nfa::thompson};
@@ -9,12 +11,36 @@ use super::{Unsupported, unsupported};
 
 /// The most memory one pattern's DFA may take (the shipped contracts' take a few KiB).
 const DFA_BYTES: usize = 1 << 20;
+/// The row of the state no text leaves once in it without a match (the walk stops: no match).
+const DEAD: usize = 0;
 
+/// A pattern's DFA as a flat table walked by hand: strings are short, and a general search's setup and
+/// state checks would dominate.
 #[derive(Debug)]
 pub(super) struct Pattern {
-    dfa: dense::DFA<Vec<u32>>,
-    /// Where every search starts: the beginning of a string, unanchored.
-    start: StateID,
+    /// Each byte's class: bytes the DFA never tells apart share one.
+    classes: [u8; 256],
+    /// `next[row + class]`: the row of the state after a byte of that class, `row` being a state's
+    /// first entry; `next[row + end]` is `matched` if the text may end in that state, else `DEAD`.
+    next: Vec<u32>,
+    end: usize,
+    /// The row of the state in which the text has matched (the walk stops: a match).
+    matched: usize,
+    start: usize,
+}
+
+/// The pattern's DFA, built only for bytes (no Unicode classes, no UTF-8 requirement).
+fn dfa(pattern: &str) -> Option<dense::DFA<Vec<u32>>> {
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .dfa_size_limit(Some(DFA_BYTES))
+                .determinize_size_limit(Some(DFA_BYTES)),
+        )
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .thompson(thompson::Config::new().utf8(false))
+        .build(pattern)
+        .ok()
 }
 
 impl Pattern {
@@ -26,42 +52,80 @@ impl Pattern {
         if !is_portable(pattern) {
             return no();
         }
-        dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .dfa_size_limit(Some(DFA_BYTES))
-                    .determinize_size_limit(Some(DFA_BYTES)),
-            )
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .thompson(thompson::Config::new().utf8(false))
-            .build(pattern)
-            .ok()
-            .and_then(|dfa| {
-                let start = dfa
-                    .start_state(&start::Config::new().anchored(Anchored::No))
-                    .ok()?;
-                Some(Self { dfa, start })
-            })
-            .map_or_else(no, Ok)
+        dfa(pattern).and_then(|dfa| Self::table(&dfa)).map_or_else(no, Ok)
     }
 
-    /// Whether the pattern matches anywhere in `text`; a search the DFA gives up on is no match.
-    pub(super) fn is_match(&self, text: &[u8]) -> bool {
-        // The DFA's transitions walked by hand: the strings are short, a search's setup would dominate.
-        let dfa = &self.dfa;
-        let mut state = self.start;
-        for &byte in text {
-            state = dfa.next_state(state, byte);
-            if dfa.is_special_state(state) {
-                if dfa.is_match_state(state) {
-                    return true; // matches show one byte late: one ended before `byte`
-                }
-                if dfa.is_dead_state(state) || dfa.is_quit_state(state) {
-                    return false;
-                }
+    /// The table of every state reachable from the unanchored start, each transition taken as the DFA
+    /// takes it: a match state (matches show one byte late) ends the walk with a match, a dead or quit
+    /// state without one.
+    fn table(dfa: &dense::DFA<Vec<u32>>) -> Option<Self> {
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::No))
+            .ok()?;
+        let mut classes = [0u8; 256];
+        let mut representatives: Vec<u8> = Vec::new();
+        for byte in 0..=u8::MAX {
+            classes[usize::from(byte)] = dfa.byte_classes().get(byte);
+            if usize::from(classes[usize::from(byte)]) == representatives.len() {
+                representatives.push(byte);
             }
         }
-        dfa.is_match_state(dfa.next_eoi_state(state))
+        // Classes are numbered in order of their first byte, so each class has its representative.
+        if (classes.iter()).any(|&class| usize::from(class) >= representatives.len()) {
+            return None;
+        }
+        let end = representatives.len();
+        let width = end + 1;
+        let matched = width;
+        let mut next: Vec<u32> = Vec::new();
+        next.resize(width, DEAD as u32);
+        next.resize(2 * width, matched as u32);
+        let mut rows: HashMap<StateID, usize> = HashMap::new();
+        let mut todo = vec![start];
+        rows.insert(start, 2 * width);
+        while let Some(state) = todo.pop() {
+            let row = rows[&state];
+            if next.len() < row + width {
+                next.resize(row + width, DEAD as u32);
+            }
+            for (class, &byte) in representatives.iter().enumerate() {
+                let to = dfa.next_state(state, byte);
+                let to_row = if dfa.is_match_state(to) {
+                    matched
+                } else if dfa.is_dead_state(to) || dfa.is_quit_state(to) {
+                    DEAD
+                } else {
+                    let fresh = 2 * width + rows.len() * width;
+                    *rows.entry(to).or_insert_with(|| {
+                        todo.push(to);
+                        fresh
+                    })
+                };
+                next[row + class] = to_row as u32;
+            }
+            let ends = dfa.is_match_state(dfa.next_eoi_state(state));
+            next[row + end] = if ends { matched as u32 } else { DEAD as u32 };
+        }
+        u32::try_from(next.len()).ok()?;
+        Some(Self {
+            classes,
+            next,
+            end,
+            matched,
+            start: 2 * width,
+        })
+    }
+
+    /// Whether the pattern matches anywhere in `text`; a search the DFA would give up on is no match.
+    pub(super) fn is_match(&self, text: &[u8]) -> bool {
+        let mut row = self.start;
+        for &byte in text {
+            row = self.next[row + usize::from(self.classes[usize::from(byte)])] as usize;
+            if row <= self.matched {
+                return row == self.matched;
+            }
+        }
+        self.next[row + self.end] as usize == self.matched
     }
 }
 
@@ -93,4 +157,56 @@ fn is_portable(pattern: &str) -> bool {
         i += 1;
     }
     !in_class
+}
+
+#[cfg(test)]
+mod tests {
+    use regex_automata::Input;
+    use regex_automata::dfa::Automaton;
+
+    use super::{Pattern, dfa};
+
+    /// The hand-walked table answers as the DFA's own search, for every string over the bytes that
+    /// matter to each pattern up to a length (and a few longer ones).
+    #[test]
+    fn the_table_walk_matches_exactly_where_the_dfa_search_does() {
+        let patterns = [
+            ("^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,6})?$", &b"019.x"[..]),
+            ("^[A-Z]{3}$", b"AZa"),
+            ("^sku-[0-9]+$", b"sku-0"),
+            ("ab", b"abc"),
+            ("a$", b"ab"),
+            ("^$", b"a"),
+            ("", b"a"),
+            ("(x|yz)+q?", b"xyzq"),
+            ("^a{2,4}b*$", b"ab\xff"),
+        ];
+        for (pattern, alphabet) in patterns {
+            let full = dfa(pattern).expect("a DFA");
+            let fast = Pattern::compile(pattern).expect("a pattern");
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+            let mut last: Vec<Vec<u8>> = vec![Vec::new()];
+            for _ in 0..6 {
+                last = (last.iter())
+                    .flat_map(|t| alphabet.iter().map(move |&b| [t.as_slice(), &[b]].concat()))
+                    .collect();
+                texts.extend(last.iter().cloned());
+            }
+            texts.push(b"12345678901234567.123456".to_vec());
+            texts.push(b"123456789012345678.1".to_vec());
+            texts.push([b"sku-".as_slice(), &[b'7'; 300]].concat());
+            for text in texts {
+                let expected = full
+                    .try_search_fwd(&Input::new(&text))
+                    .expect("no quit bytes")
+                    .is_some();
+                assert_eq!(
+                    fast.is_match(&text),
+                    expected,
+                    "{pattern} on {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
 }
