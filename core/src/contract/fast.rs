@@ -245,6 +245,7 @@ impl Checks {
         self.types & kind != 0 && self.enum_strings.is_none()
     }
 
+    #[inline]
     fn integer(&self, magnitude: u64, as_f64: f64) -> bool {
         // Beyond 2^53 a bound could not be compared exactly.
         self.admits(INTEGER) && magnitude <= EXACT_F64_INTEGER && self.bounds(as_f64)

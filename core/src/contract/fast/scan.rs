@@ -289,21 +289,38 @@ impl<'a> Scan<'a> {
     /// After a member: `Some(true)` past the closing `close`, `Some(false)` past a comma.
     fn closed(&mut self, close: u8) -> Option<bool> {
         self.space();
-        if self.eat(close) {
+        let next = self.peek()?;
+        // Past it whatever it is (anything else fails the event): the cursor then does not wait on the
+        // byte's value.
+        self.at += 1;
+        if next == close {
             return Some(true);
         }
-        check(self.eat(b','))?;
+        check(next == b',')?;
         self.space();
         Some(false)
     }
 
+    /// Past `byte`, which must be next.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        check(self.peek()? == byte)?;
+        self.at += 1;
+        Some(())
+    }
+
     fn array(&mut self, checks: &Checks) -> Option<()> {
+        let items = checks.items.checks();
         let mut count = 0usize;
         let mut done = self.opened(checks.admits(ARRAY), b']')?;
         while !done {
             count += 1;
             check(checks.max_items.is_none_or(|max| count <= max))?;
-            self.value(checks.items.checks(), None)?;
+            // Arrays of objects are common: an item object is read here, without a call to value().
+            if self.peek() == Some(b'{') {
+                self.nested(|scan| scan.object(items, NESTED, &mut None, None))?;
+            } else {
+                self.value(items, None)?;
+            }
             done = self.closed(b']')?;
         }
         check(checks.items(count))
@@ -342,7 +359,7 @@ impl<'a> Scan<'a> {
         while !done {
             let (property, name) = self.key(checks, root.reserved)?;
             self.space();
-            check(self.eat(b':'))?;
+            self.expect(b':')?;
             self.space();
             let start = self.at;
             match property {
