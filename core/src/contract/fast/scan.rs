@@ -82,6 +82,11 @@ fn plain_run(bytes: &[u8]) -> usize {
     run + tail.count()
 }
 
+/// How many ASCII digits `bytes` starts with.
+fn leading_digits(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
 /// A quoted string with escapes, decoded as serde_json decodes it.
 #[cold]
 fn decode(quoted: &[u8]) -> Option<String> {
@@ -239,28 +244,40 @@ impl<'a> Scan<'a> {
     /// A number meeting `checks`; true if serde_json reads it as an integer (`-0` it reads as a float,
     /// and integers beyond 19 digits are left to the full validator).
     fn number(&mut self, checks: &Checks) -> Option<bool> {
-        let start = self.at;
-        let negative = self.eat(b'-');
-        let digits = self.digits();
-        check(digits == 1 || (digits > 1 && self.bytes[self.at - digits] != b'0'))?;
-        let mut integral = true;
-        if self.eat(b'.') {
-            integral = false;
-            check(self.digits() > 0)?;
+        // Past every byte a number may hold, then the token is held to the grammar: the cursor does not
+        // wait on each byte's value.
+        let rest = self.bytes.get(self.at..)?;
+        let len = (rest.iter())
+            .take_while(|&&b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .count();
+        self.at += len;
+        let text = &rest[..len];
+        let negative = text.first() == Some(&b'-');
+        let unsigned = &text[usize::from(negative)..];
+        let digits = leading_digits(unsigned);
+        check(digits == 1 || (digits > 1 && unsigned[0] != b'0'))?;
+        let mut at = digits;
+        if unsigned.get(at) == Some(&b'.') {
+            let fraction = leading_digits(&unsigned[at + 1..]);
+            check(fraction > 0)?;
+            at += 1 + fraction;
         }
-        if self.eat(b'e') || self.eat(b'E') {
-            integral = false;
-            let _sign = self.eat(b'+') || self.eat(b'-');
-            check(self.digits() > 0)?;
+        if let Some(b'e' | b'E') = unsigned.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = unsigned.get(at) {
+                at += 1;
+            }
+            let exponent = leading_digits(&unsigned[at..]);
+            check(exponent > 0)?;
+            at += exponent;
         }
-        let text = self.bytes.get(start..self.at)?;
-        if !integral {
+        check(at == unsigned.len())?;
+        if digits < unsigned.len() {
             let n: f64 = serde_json::from_slice(text).ok()?;
             return check(checks.number(n)).map(|()| false);
         }
         check(digits <= 19)?;
-        let magnitude =
-            (text.iter().skip(usize::from(negative))).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        let magnitude = (unsigned.iter()).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
         check(!negative || (1..=1 << 63).contains(&magnitude))?;
         let as_f64 = if negative {
             -(magnitude as f64)
@@ -268,14 +285,6 @@ impl<'a> Scan<'a> {
             magnitude as f64
         };
         check(checks.integer(magnitude, as_f64)).map(|()| true)
-    }
-
-    fn digits(&mut self) -> usize {
-        let start = self.at;
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.at += 1;
-        }
-        self.at - start
     }
 
     /// Past the opening bracket of a container that is `admitted`: `Some(true)` if it is empty.

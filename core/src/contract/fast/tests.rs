@@ -212,6 +212,15 @@ fn the_byte_reader_follows_json_grammar_exactly() {
         "\"1\"",
         "1,",
         "1 1",
+        "1-",
+        "1+1",
+        "--1",
+        "-01",
+        "1..2",
+        "1.2.3",
+        "1e5e5",
+        "1E",
+        "1e+-1",
     ];
     for quantity in quantities {
         assert!(
