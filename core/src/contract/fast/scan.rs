@@ -143,12 +143,6 @@ impl<'a> Scan<'a> {
         self.bytes.get(self.at).copied()
     }
 
-    fn eat(&mut self, byte: u8) -> bool {
-        let found = self.peek() == Some(byte);
-        self.at += usize::from(found);
-        found
-    }
-
     fn space(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.at += 1;
@@ -287,12 +281,12 @@ impl<'a> Scan<'a> {
         check(checks.integer(magnitude, as_f64)).map(|()| true)
     }
 
-    /// Past the opening bracket of a container that is `admitted`: `Some(true)` if it is empty.
-    fn opened(&mut self, admitted: bool, close: u8) -> Option<bool> {
+    /// Past the opening bracket of a container that is `admitted`, and any space.
+    fn open(&mut self, admitted: bool) -> Option<()> {
         check(admitted)?;
         self.at += 1;
         self.space();
-        Some(self.eat(close))
+        Some(())
     }
 
     /// After a member: `Some(true)` past the closing `close`, `Some(false)` past a comma.
@@ -320,8 +314,13 @@ impl<'a> Scan<'a> {
     fn array(&mut self, checks: &Checks) -> Option<()> {
         let items = checks.items.checks();
         let mut count = 0usize;
-        let mut done = self.opened(checks.admits(ARRAY), b']')?;
-        while !done {
+        self.open(checks.admits(ARRAY))?;
+        // Empty: a return of its own, so the cursor does not wait on the byte's value.
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return check(checks.items(0));
+        }
+        loop {
             count += 1;
             check(checks.max_items.is_none_or(|max| count <= max))?;
             // Arrays of objects are common: an item object is read here, without a call to value().
@@ -330,7 +329,9 @@ impl<'a> Scan<'a> {
             } else {
                 self.value(items, None)?;
             }
-            done = self.closed(b']')?;
+            if self.closed(b']')? {
+                break;
+            }
         }
         check(checks.items(count))
     }
@@ -364,8 +365,12 @@ impl<'a> Scan<'a> {
         mut members: Option<&mut Vec<Member<'a>>>,
     ) -> Option<()> {
         let mut seen = 0u64;
-        let mut done = self.opened(checks.admits(OBJECT), b'}')?;
-        while !done {
+        self.open(checks.admits(OBJECT))?;
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return check(checks.required == 0);
+        }
+        loop {
             let (property, name) = self.key(checks, root.reserved)?;
             self.space();
             self.expect(b':')?;
@@ -394,7 +399,9 @@ impl<'a> Scan<'a> {
             if let Some(members) = members.as_deref_mut() {
                 members.push((name.into_text()?, self.text_from(start)?));
             }
-            done = self.closed(b'}')?;
+            if self.closed(b'}')? {
+                break;
+            }
         }
         check(seen & checks.required == checks.required)
     }
