@@ -192,6 +192,17 @@ mod tests {
                     .collect();
                 texts.extend(last.iter().cloned());
             }
+            // Longer texts: pseudo-random over the same bytes.
+            let mut seed = 0x9e37_79b9_u32;
+            for len in 7..40 {
+                for _ in 0..60 {
+                    let text = (0..len).map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        alphabet[(seed >> 24) as usize % alphabet.len()]
+                    });
+                    texts.push(text.collect());
+                }
+            }
             texts.push(b"12345678901234567.123456".to_vec());
             texts.push(b"123456789012345678.1".to_vec());
             texts.push([b"sku-".as_slice(), &[b'7'; 300]].concat());
