@@ -55,31 +55,37 @@ impl<'a> Content<'a> {
 }
 
 /// How many leading bytes of `bytes` stand in a string as they are (not `"`, `\` or a control
-/// character), looked at eight at a time.
+/// character), looked at eight at a time; and whether any of them may be beyond ASCII (a few bytes past
+/// the run may count: then the caller checks the run itself).
 #[inline(always)]
-fn plain_run(bytes: &[u8]) -> usize {
+fn plain_run(bytes: &[u8]) -> (usize, bool) {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH_BITS: u64 = ONES * 0x80;
     // High bit set in the lowest byte below `n` (higher bytes may be wrong, they are not looked at).
     let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH_BITS;
     let mut run = 0;
+    let mut read = 0;
     for chunk in bytes.chunks_exact(8) {
         let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
         let word = u64::from_le_bytes(chunk);
+        read |= word;
         let special = below(word ^ (ONES * u64::from(b'"')), 1)
             | below(word ^ (ONES * u64::from(b'\\')), 1)
             | below(word, 0x20);
         if special != 0 {
-            return run + special.trailing_zeros() as usize / 8;
+            return (run + special.trailing_zeros() as usize / 8, read & HIGH_BITS != 0);
         }
         run += 8;
     }
     let tail = bytes[run..]
         .iter()
         .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20);
-    run + tail.count()
+    let beyond_ascii = read & HIGH_BITS != 0;
+    tail.fold((run, beyond_ascii), |(run, beyond), &b| {
+        (run + 1, beyond || !b.is_ascii())
+    })
 }
 
 /// How many ASCII digits `bytes` starts with.
@@ -107,14 +113,11 @@ impl<'a> Scan<'a> {
         root: Root<'_>,
         members: Option<&mut Vec<Member<'a>>>,
     ) -> Option<Option<String>> {
-        // Once for the whole event: every string read below then is valid UTF-8 (outside strings the
-        // grammar admits only ASCII).
+        // Members are slices of the text, checked as UTF-8 once; otherwise each string is checked where
+        // it is read (outside strings the grammar admits only ASCII).
         let text = match members {
             Some(_) => Some(std::str::from_utf8(payload).ok()?),
-            None => {
-                check(payload.is_ascii() || std::str::from_utf8(payload).is_ok())?;
-                None
-            }
+            None => None,
         };
         let mut scan = Scan {
             bytes: payload,
@@ -210,8 +213,11 @@ impl<'a> Scan<'a> {
         let bytes = self.bytes;
         let mut end = self.at + 1;
         let mut escaped = false;
+        let mut beyond_ascii = false;
         loop {
-            end += plain_run(bytes.get(end..)?);
+            let (run, beyond) = plain_run(bytes.get(end..)?);
+            end += run;
+            beyond_ascii |= beyond;
             match *bytes.get(end)? {
                 b'"' => break,
                 b'\\' => {
@@ -220,6 +226,10 @@ impl<'a> Scan<'a> {
                 }
                 _ => return None, // a control character
             }
+        }
+        // With escapes, serde_json checks the text as it decodes it.
+        if beyond_ascii && !escaped {
+            check(std::str::from_utf8(bytes.get(self.at + 1..end)?).is_ok())?;
         }
         self.at = end + 1;
         Some(escaped)
@@ -409,17 +419,19 @@ impl<'a> Scan<'a> {
 
 #[cfg(test)]
 #[test]
-fn a_plain_run_stops_at_the_first_quote_backslash_or_control_character() {
+fn a_plain_run_stops_at_the_first_quote_backslash_or_control_character_and_sees_non_ascii() {
     let filler = [b'a', 0xc3, 0xa9, b' ', 0x7f, b'~', 0xff, b'!'];
     for len in 0..24 {
         let plain: Vec<u8> = filler.iter().copied().cycle().take(len).collect();
-        assert_eq!(plain_run(&plain), len);
+        assert_eq!(plain_run(&plain), (len, len > 1));
         for at in 0..len {
             for special in [b'"', b'\\', 0, b'\n', 0x1f] {
                 let mut bytes = plain.clone();
                 bytes[at] = special;
                 bytes.extend_from_slice(b"\"\\\x01");
-                assert_eq!(plain_run(&bytes), at, "{bytes:?}");
+                let (run, beyond_ascii) = plain_run(&bytes);
+                // A byte beyond ASCII in the run is always seen (0xc3 stands at 1).
+                assert_eq!((run, beyond_ascii || at <= 1), (at, true), "{bytes:?}");
             }
         }
     }
