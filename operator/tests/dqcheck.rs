@@ -152,8 +152,10 @@ async fn land_encoded(
             partition,
             offset: *offset,
             timestamp: Some(*ts),
-            key: row["order_id"].as_str().map(|k| k.as_bytes().to_vec()),
-            payload: Some(row.to_string().into_bytes()),
+            key: row["order_id"]
+                .as_str()
+                .map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
+            payload: Some(bytes::Bytes::from(row.to_string())),
             headers: Some(
                 OwnedHeaders::new()
                     .insert(Header {

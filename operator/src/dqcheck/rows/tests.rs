@@ -72,8 +72,8 @@ fn records() -> Vec<SourceRecord> {
                 partition: 0,
                 offset: i as i64,
                 timestamp: Some(1_735_862_400_000),
-                key: Some(b"k".to_vec()),
-                payload: Some(payload.as_bytes().to_vec()),
+                key: Some(bytes::Bytes::from_static(b"k")),
+                payload: Some(bytes::Bytes::copy_from_slice(payload.as_bytes())),
                 headers: Some(headers),
             }
         })
