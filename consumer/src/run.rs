@@ -290,9 +290,10 @@ fn poll_thread(
         }
         if !lock(&core).wants_records() {
             // Memory is full: let landings finish (librdkafka's queue is bounded by its own limit).
-            std::thread::sleep(HOLD_STEP);
+            let mut guard = lock(&core);
+            guard.await_landing(HOLD_STEP);
             let now = Instant::now();
-            lock(&core).tick(&consumer, now);
+            guard.tick(&consumer, now);
             health.polled(now);
             next_tick = now + TICK_EVERY;
             continue;

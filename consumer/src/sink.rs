@@ -224,6 +224,14 @@ impl SinkCore {
         }
     }
 
+    /// While the poll loop holds for memory: waits up to `timeout` for a landing to finish. Waking on the
+    /// completion rather than after a fixed sleep lets the loop read again as soon as memory is freed.
+    pub fn await_landing(&mut self, timeout: Duration) {
+        if let Ok(landed) = self.done_rx.recv_timeout(timeout) {
+            self.complete(landed);
+        }
+    }
+
     fn drain_completions(&mut self) {
         while let Ok(landed) = self.done_rx.try_recv() {
             self.complete(landed);
