@@ -8,9 +8,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use streamlake_core::rawzone::store::local::DIRECT_IO_ALIGN;
 
-/// Where a file starts in its buffer: `O_DIRECT`'s alignment (the store's block size).
-const FILE_ALIGN: usize = 4096;
+/// Where a file starts in its buffer: the `file://` store's `O_DIRECT` alignment.
+const FILE_ALIGN: usize = DIRECT_IO_ALIGN;
 
 #[derive(Debug)]
 pub struct BufferPool {

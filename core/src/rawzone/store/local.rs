@@ -20,6 +20,10 @@ use direct::DirectWriter;
 
 mod direct;
 
+/// Where data given to [`LocalStore::put`] should start in memory: from a multiple of this address on, its
+/// whole blocks are written with `O_DIRECT` in place instead of through a staging copy.
+pub const DIRECT_IO_ALIGN: usize = direct::BLOCK;
+
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
