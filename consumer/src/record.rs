@@ -1,5 +1,7 @@
 //! A Kafka record copied out of the client's buffers, as the sink keeps it until it is durable.
 
+use std::collections::HashMap;
+
 use bytes::{Bytes, BytesMut};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers, OwnedHeaders};
@@ -57,6 +59,25 @@ impl SourceRecord {
             + self.key.as_ref().map_or(0, Bytes::len)
             + self.payload.as_ref().map_or(0, Bytes::len)
             + headers
+    }
+}
+
+/// One [`RecordArena`] per Kafka partition, as the poll loop copies records out.
+#[derive(Debug, Default)]
+pub struct PartitionArenas {
+    arenas: HashMap<i32, RecordArena>,
+}
+
+impl PartitionArenas {
+    /// Copies a message out of the client's buffers, into its partition's arena.
+    pub fn copy_out(&mut self, message: &BorrowedMessage<'_>) -> SourceRecord {
+        let arena = self.arenas.entry(message.partition()).or_default();
+        SourceRecord::from_message(message, arena)
+    }
+
+    /// Drops the arena of a partition no longer read (its chunks go once its records are dropped).
+    pub fn forget(&mut self, partition: i32) {
+        self.arenas.remove(&partition);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -20,7 +20,7 @@ use crate::buffer::{OpenBuffers, RotationPolicy, SealedUnit};
 use crate::health::Health;
 use crate::landing::{Landed, LandingContext, land};
 use crate::metrics::Metrics;
-use crate::record::{RecordArena, SourceRecord};
+use crate::record::{PartitionArenas, SourceRecord};
 use crate::tracker::{OffsetTracker, UnitId};
 
 /// Longest time the poll loop stops taking records for memory before it pauses the partitions instead.
@@ -82,8 +82,8 @@ pub struct SinkCore {
     done_rx: mpsc::Receiver<Landed>,
     last_commit: Instant,
     bounds: Option<Bounds>,
-    /// Where each partition's records are copied to ([`RecordArena`]).
-    arenas: HashMap<i32, RecordArena>,
+    /// Where each partition's records are copied to.
+    arenas: PartitionArenas,
 }
 
 impl std::fmt::Debug for SinkCore {
@@ -122,7 +122,7 @@ impl SinkCore {
             done_rx,
             last_commit: Instant::now(),
             bounds,
-            arenas: HashMap::new(),
+            arenas: PartitionArenas::default(),
         }
     }
 
@@ -149,8 +149,7 @@ impl SinkCore {
 
     /// Copies a message out of the client's buffers, into its partition's arena.
     pub fn copy_out(&mut self, message: &BorrowedMessage<'_>) -> SourceRecord {
-        let arena = self.arenas.entry(message.partition()).or_default();
-        SourceRecord::from_message(message, arena)
+        self.arenas.copy_out(message)
     }
 
     /// Takes a record read from Kafka.
@@ -417,7 +416,7 @@ impl SinkCore {
         for partition in partitions {
             self.trackers.remove(partition);
             self.committed.remove(partition);
-            self.arenas.remove(partition);
+            self.arenas.forget(*partition);
         }
         if !partitions.is_empty() {
             info!(?partitions, "partitions revoked");

@@ -5,7 +5,7 @@
 
 mod usage;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use streamlake_consumer::bounded::{self, PartitionRange};
 use streamlake_consumer::config::Config;
-use streamlake_consumer::record::{RecordArena, SourceRecord};
+use streamlake_consumer::record::PartitionArenas;
 use streamlake_core::names::DatasetName;
 
 /// The consumer's poll timeout (`run.rs`).
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
 fn read_to_end(consumer: &BaseConsumer, ranges: &[PartitionRange], mode: Mode) -> Read {
     let mut ends: BTreeMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
     let mut read = Read::default();
-    let mut arenas = HashMap::new();
+    let mut arenas = PartitionArenas::default();
     while !ends.is_empty() {
         match consumer.poll(POLL_TIMEOUT) {
             None => {}
@@ -118,12 +118,11 @@ fn read_to_end(consumer: &BaseConsumer, ranges: &[PartitionRange], mode: Mode) -
 
 /// Key + payload bytes; in copy mode after copying the record out as `SourceRecord` (into its
 /// partition's arena, as the consumer does; then dropping it).
-fn record_bytes(message: &BorrowedMessage<'_>, mode: Mode, arenas: &mut HashMap<i32, RecordArena>) -> u64 {
+fn record_bytes(message: &BorrowedMessage<'_>, mode: Mode, arenas: &mut PartitionArenas) -> u64 {
     let (key, payload) = match mode {
         Mode::Count => (message.key().map_or(0, <[u8]>::len), message.payload_len()),
         Mode::Copy => {
-            let arena = arenas.entry(message.partition()).or_default();
-            let record = black_box(SourceRecord::from_message(message, arena));
+            let record = black_box(arenas.copy_out(message));
             (
                 record.key.as_ref().map_or(0, Bytes::len),
                 record.payload.as_ref().map_or(0, Bytes::len),
