@@ -70,8 +70,17 @@ impl OpenBuffers {
     }
 
     /// Seal buffers at `limit` bytes too (memory is short), or only by the rotation policy (`None`).
-    pub fn set_pressure_limit(&mut self, limit: Option<usize>) {
+    /// Returns the buffers already at a newly set limit, sealed: held open, they would wait for a record
+    /// of their own partition that the poll loop, holding for memory, does not read.
+    pub fn set_pressure_limit(&mut self, limit: Option<usize>) -> Vec<SealedUnit> {
+        if self.pressure_limit == limit {
+            return Vec::new();
+        }
         self.pressure_limit = limit;
+        match limit {
+            Some(limit) => self.seal_where(|_, b| b.bytes >= limit),
+            None => Vec::new(),
+        }
     }
 
     /// Adds a record to its buffer; returns the unit it belongs to, and the sealed unit if it is now full.
@@ -225,13 +234,38 @@ mod tests {
         let mut buffers = OpenBuffers::new(policy(usize::MAX, usize::MAX, 60_000));
         let one = record(0, 0, 20_000, 1000).charged_bytes();
         assert!(buffers.append(record(0, 0, 20_000, 1000), now).1.is_none());
-        buffers.set_pressure_limit(Some(2 * one));
+        assert!(buffers.set_pressure_limit(Some(2 * one)).is_empty());
         let (_, sealed) = buffers.append(record(0, 1, 20_000, 1000), now);
         assert_eq!(sealed.map(|u| u.records.len()), Some(2));
-        buffers.set_pressure_limit(None);
+        assert!(buffers.set_pressure_limit(None).is_empty());
         for offset in 2..10 {
             assert!(buffers.append(record(0, offset, 20_000, 1000), now).1.is_none());
         }
+    }
+
+    #[test]
+    fn a_pressure_limit_seals_the_buffers_that_already_reached_it() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(usize::MAX, usize::MAX, 60_000));
+        let one = record(0, 0, 20_000, 1000).charged_bytes();
+        for offset in 0..5 {
+            buffers.append(record(0, offset, 20_000, 1000), now);
+        }
+        buffers.append(record(1, 0, 20_000, 1000), now);
+        let sealed = buffers.set_pressure_limit(Some(3 * one));
+        assert_eq!(
+            sealed
+                .iter()
+                .map(|u| (u.partition, u.records.len()))
+                .collect::<Vec<_>>(),
+            [(0, 5)],
+            "partition 0 is over the new limit, partition 1 is not"
+        );
+        assert_eq!(buffers.bytes(), one);
+        assert!(
+            buffers.set_pressure_limit(Some(3 * one)).is_empty(),
+            "the same limit again seals nothing"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError;
 use streamlake_core::bounded_summary::BoundedSummary;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
-use streamlake_core::rawzone::{FileFormat, RawZoneLayout, RawZoneStore};
+use streamlake_core::rawzone::{RawZoneLayout, RawZoneStore};
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
@@ -120,12 +120,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         max_concurrent_landings: config.limits.max_concurrent_landings,
         commit_interval: config.limits.commit_interval,
         drain_timeout: config.limits.drain_timeout,
-        // Parquet holds column builders and the writer's pages besides the records; JSON lines only the text.
-        landing_memory_factor: if config.format == FileFormat::Parquet {
-            3
-        } else {
-            2
-        },
+        // JSON lines holds the records and the file's text; Parquet the records, one batch of column
+        // builders (encode/parquet.rs BATCH_ROWS) and the file's compressed pages.
+        landing_memory_factor: 2,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)

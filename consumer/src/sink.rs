@@ -183,6 +183,7 @@ impl SinkCore {
         if let Some(sealed) = sealed {
             self.launch(sealed);
         }
+        self.update_pressure();
         self.backpressure.after_record(self.buffered_bytes(), now);
     }
 
@@ -262,11 +263,7 @@ impl SinkCore {
     fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, now: Instant) {
         let max = self.settings.max_buffered_bytes;
         let failing = self.health().storage_failing();
-        // Under load, seal buffers at a size that lets several landings run while records keep coming,
-        // instead of at the rotation size: reading and landing overlap and use every core.
-        let pressure = self.buffered_bytes() >= max / 4;
-        self.buffers
-            .set_pressure_limit(pressure.then(|| self.pressure_unit_bytes()));
+        self.update_pressure();
         let over = self.buffered_bytes() >= max;
         if over && self.inflight.is_empty() {
             // Nothing will free memory unless the open buffers land.
@@ -278,6 +275,20 @@ impl SinkCore {
             Some(Action::Pause) => self.set_paused(consumer, true),
             Some(Action::Resume) => self.set_paused(consumer, false),
             None => {}
+        }
+    }
+
+    /// Under load (a quarter of the budget held), buffers are sealed at a size that lets several landings
+    /// run while records keep coming, instead of at the rotation size: reading and landing overlap and use
+    /// every core. Checked on every record: between two ticks the loop can read tens of MiB into one
+    /// buffer, which would then land alone, charged several times over, while the cores idle.
+    fn update_pressure(&mut self) {
+        let pressure = self.buffered_bytes() >= self.settings.max_buffered_bytes / 4;
+        for unit in self
+            .buffers
+            .set_pressure_limit(pressure.then(|| self.pressure_unit_bytes()))
+        {
+            self.launch(unit);
         }
     }
 

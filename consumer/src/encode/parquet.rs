@@ -26,8 +26,10 @@ use super::EncodeError;
 use super::fields::{Fields, Shape, shape, string_value};
 use crate::classify::{RESERVED_FIELDS, ValidEvent};
 
-/// Rows buffered in Arrow builders before they are handed to the Parquet writer.
-const BATCH_ROWS: usize = 8192;
+/// Rows buffered in Arrow builders before they are handed to the Parquet writer: about 1 MiB of ~1 KiB
+/// events, so a landing holds little more than its records and the file's compressed pages (the sink
+/// charges a landing twice its records' bytes, `SinkSettings::landing_memory_factor`).
+const BATCH_ROWS: usize = 1024;
 const ZSTD_LEVEL: i32 = 1;
 /// Pages of 256 KiB (the crate's default is 1 MiB): a page's buffers then stay below glibc's mmap
 /// threshold (1 MiB, consumer/src/main.rs), so they are reused from the heap instead of mapped, faulted
