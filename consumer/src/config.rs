@@ -73,8 +73,8 @@ pub struct RotationArgs {
 pub struct LimitArgs {
     /// Memory for records: open files, plus files being landed counted with their encoded form. At it the
     /// sink stops taking records (and pauses the partitions if that lasts). With the defaults a backlog of
-    /// ~1 KiB records peaked under 200 MiB RSS (bench/README.md).
-    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    /// ~1 KiB records peaked under 240 MiB RSS (bench/README.md).
+    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "128MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
     #[arg(long, env = "STREAMLAKE_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
@@ -83,9 +83,9 @@ pub struct LimitArgs {
     #[arg(long, env = "STREAMLAKE_MAX_CONCURRENT_LANDINGS", default_value_t = 4)]
     pub max_concurrent_landings: usize,
     /// Bytes librdkafka may prefetch (queued.max.messages.kbytes, at least 1MiB; each fetch asks for half
-    /// of it but at least 1MiB, since compressed batches grow when decompressed). 1MiB starves the loop
-    /// between fetches (~37k records/s); 4MiB kept it fed (~58k), 8MiB was no faster and held more.
-    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    /// of it but at least 1MiB, since compressed batches grow when decompressed several times). 2MiB keeps
+    /// the loop fed; more mostly holds decompressed batches that the record budget could use instead.
+    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "2MiB", value_parser = parse_bytes)]
     pub fetch_buffer_bytes: usize,
     /// How often durable offsets are committed.
     #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
