@@ -3,7 +3,10 @@
 //! The events are those bench/consumer/run produces (1,000 distinct valid orders padded with line
 //! items to about 968 bytes), checked against contracts/orders.v1.json with the consumer's reserved
 //! fields, on one thread and on two threads sharing one contract as the consumer's landing does.
-//! Run: `cargo run --release -p streamlake-core --example fast_check_cost [ROUNDS]`.
+//! Both of the consumer's calls are measured: `certainly_valid` (JSON lines) and
+//! `certainly_valid_members` (Parquet, which also reads the top-level members).
+//! Run: `cargo run --release -p streamlake-core --example fast_check_cost [ROUNDS [valid|members]]`; with
+//! a variant only that one runs, on one thread, ROUNDS times (for instruction counts under cachegrind).
 
 use std::error::Error;
 use std::time::Instant;
@@ -44,15 +47,26 @@ fn orders() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The consumer's two calls: JSON lines mode's and Parquet mode's (which reads the members too).
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Valid,
+    Members,
+}
+
 /// Checks every event `rounds` times; returns the nanoseconds per event.
-fn run(contract: &Contract, events: &[Vec<u8>], rounds: usize) -> f64 {
+fn run(contract: &Contract, events: &[Vec<u8>], rounds: usize, variant: Variant) -> f64 {
     let start = Instant::now();
     let mut valid = 0usize;
+    let mut members = Vec::new();
     for _ in 0..rounds {
-        valid += events
-            .iter()
-            .filter(|e| contract.certainly_valid(e, &RESERVED))
-            .count();
+        for event in events {
+            let ok = match variant {
+                Variant::Valid => contract.certainly_valid(event, &RESERVED),
+                Variant::Members => contract.certainly_valid_members(event, &RESERVED, &mut members),
+            };
+            valid += usize::from(ok);
+        }
     }
     let elapsed = start.elapsed();
     assert_eq!(valid, rounds * events.len(), "every benchmark order is valid");
@@ -61,6 +75,12 @@ fn run(contract: &Contract, events: &[Vec<u8>], rounds: usize) -> f64 {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let rounds: usize = std::env::args().nth(1).map_or(Ok(100), |r| r.parse())?;
+    let only = match std::env::args().nth(2).as_deref() {
+        None => None,
+        Some("valid") => Some(Variant::Valid),
+        Some("members") => Some(Variant::Members),
+        Some(other) => return Err(format!("unknown variant {other} (valid or members)").into()),
+    };
     let events = orders();
     let mean = events.iter().map(Vec::len).sum::<usize>() / events.len();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
@@ -69,24 +89,37 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Some(why) = contract.fast_check_unsupported() {
         return Err(format!("the orders contract has no fast check: {why}").into());
     }
-    run(&contract, &events, rounds / 10 + 1); // warm up
-    // The machine is shared: the best of several runs is the one least disturbed by other work.
-    let (mut single, mut a, mut b) = (f64::MAX, f64::MAX, f64::MAX);
-    for _ in 0..REPEATS {
-        single = single.min(run(&contract, &events, rounds));
-        let (one, two) = std::thread::scope(|s| {
-            let one = s.spawn(|| run(&contract, &events, rounds));
-            let two = s.spawn(|| run(&contract, &events, rounds));
-            (one.join(), two.join())
-        });
-        a = a.min(one.map_err(|_| "thread panicked")?);
-        b = b.min(two.map_err(|_| "thread panicked")?);
+    if let Some(variant) = only {
+        let ns = run(&contract, &events, rounds, variant);
+        println!(
+            "{} events of {mean} bytes, {rounds} rounds: {ns:.0} ns/event",
+            events.len()
+        );
+        return Ok(());
     }
     println!(
         "{} events of {mean} bytes on average, best of {REPEATS} runs of {rounds} rounds",
         events.len()
     );
-    println!("certainly_valid, 1 thread:  {single:.0} ns/event");
-    println!("certainly_valid, 2 threads: {a:.0} / {b:.0} ns/event (each thread, one shared contract)");
+    for (name, variant) in [
+        ("certainly_valid", Variant::Valid),
+        ("certainly_valid_members", Variant::Members),
+    ] {
+        run(&contract, &events, rounds / 10 + 1, variant); // warm up
+        // The machine is shared: the best of several runs is the one least disturbed by other work.
+        let (mut single, mut a, mut b) = (f64::MAX, f64::MAX, f64::MAX);
+        for _ in 0..REPEATS {
+            single = single.min(run(&contract, &events, rounds, variant));
+            let (one, two) = std::thread::scope(|s| {
+                let one = s.spawn(|| run(&contract, &events, rounds, variant));
+                let two = s.spawn(|| run(&contract, &events, rounds, variant));
+                (one.join(), two.join())
+            });
+            a = a.min(one.map_err(|_| "thread panicked")?);
+            b = b.min(two.map_err(|_| "thread panicked")?);
+        }
+        println!("{name}, 1 thread:  {single:.0} ns/event");
+        println!("{name}, 2 threads: {a:.0} / {b:.0} ns/event (each thread, one shared contract)");
+    }
     Ok(())
 }
