@@ -154,6 +154,8 @@ struct Checks {
     maximum: Option<f64>,
     exclusive_minimum: Option<f64>,
     exclusive_maximum: Option<f64>,
+    /// The integers that meet the four numeric bounds, as an inclusive range (set once they are known).
+    integers: (i64, i64),
     min_items: Option<usize>,
     max_items: Option<usize>,
     items: Node,
@@ -180,6 +182,7 @@ impl Checks {
         maximum: None,
         exclusive_minimum: None,
         exclusive_maximum: None,
+        integers: (i64::MIN, i64::MAX),
         min_items: None,
         max_items: None,
         items: Node::Any,
@@ -245,10 +248,38 @@ impl Checks {
         self.types & kind != 0 && self.enum_strings.is_none()
     }
 
-    #[inline]
-    fn integer(&self, magnitude: u64, as_f64: f64) -> bool {
+    /// An integer of `magnitude`, negative or not, compared with the bounds as integers.
+    #[inline(always)]
+    fn integer(&self, magnitude: u64, negative: bool) -> bool {
         // Beyond 2^53 a bound could not be compared exactly.
-        self.admits(INTEGER) && magnitude <= EXACT_F64_INTEGER && self.bounds(as_f64)
+        if !self.admits(INTEGER) || magnitude > EXACT_F64_INTEGER {
+            return false;
+        }
+        let n = if negative {
+            -(magnitude as i64)
+        } else {
+            magnitude as i64
+        };
+        (self.integers.0..=self.integers.1).contains(&n)
+    }
+
+    /// The integers that meet the bounds: rounded inward; a bound beyond `i64` saturates, still
+    /// beyond every integer compared (those are at most 2^53 in magnitude).
+    fn integer_range(&self) -> (i64, i64) {
+        let mut range = (i64::MIN, i64::MAX);
+        if let Some(m) = self.minimum {
+            range.0 = range.0.max(m.ceil() as i64);
+        }
+        if let Some(m) = self.exclusive_minimum {
+            range.0 = range.0.max((m.floor() as i64).saturating_add(1));
+        }
+        if let Some(m) = self.maximum {
+            range.1 = range.1.min(m.floor() as i64);
+        }
+        if let Some(m) = self.exclusive_maximum {
+            range.1 = range.1.min((m.ceil() as i64).saturating_sub(1));
+        }
+        range
     }
 
     /// A number with a fraction or an exponent: an integral one may be an "integer" to the full

@@ -80,6 +80,7 @@ pub(super) fn compile(schema: &Value) -> Result<Node, Unsupported> {
     if checks.properties.len() > MAX_PROPERTIES {
         return unsupported("too many properties");
     }
+    checks.integers = checks.integer_range();
     checks.keys = Keys::new(checks.properties.iter().map(|(name, _)| name.as_str()));
     Ok(Node::Checked(Box::new(checks)))
 }

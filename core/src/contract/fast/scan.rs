@@ -247,9 +247,31 @@ impl<'a> Scan<'a> {
 
     /// A number meeting `checks`; true if serde_json reads it as an integer (`-0` it reads as a float,
     /// and integers beyond 19 digits are left to the full validator).
+    #[inline(always)]
     fn number(&mut self, checks: &Checks) -> Option<bool> {
-        // Past every byte a number may hold, then the token is held to the grammar: the cursor does not
-        // wait on each byte's value.
+        // Integers are the common case: their digits are read once, as they are summed.
+        let rest = self.bytes.get(self.at..)?;
+        let negative = rest.first() == Some(&b'-');
+        let unsigned = &rest[usize::from(negative)..];
+        let digits = leading_digits(unsigned);
+        if let Some(b'.' | b'e' | b'E') = unsigned.get(digits) {
+            return self.fraction_or_exponent(checks);
+        }
+        // What follows an integer is not looked at here: anything but space, a comma or a closing
+        // bracket fails the container it stands in.
+        check(digits == 1 || (digits > 1 && digits <= 19 && unsigned[0] != b'0'))?;
+        self.at += usize::from(negative) + digits;
+        let magnitude = (unsigned[..digits].iter()).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        // serde_json reads `-0` as a float.
+        check(!negative || magnitude != 0)?;
+        check(checks.integer(magnitude, negative)).map(|()| true)
+    }
+
+    /// A number with a fraction or an exponent, held to the grammar and decoded by serde_json: never an
+    /// integer to it.
+    #[cold]
+    fn fraction_or_exponent(&mut self, checks: &Checks) -> Option<bool> {
+        // Past every byte a number may hold, then the token is held to the grammar.
         let rest = self.bytes.get(self.at..)?;
         let len = (rest.iter())
             .take_while(|&&b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
@@ -276,19 +298,8 @@ impl<'a> Scan<'a> {
             at += exponent;
         }
         check(at == unsigned.len())?;
-        if digits < unsigned.len() {
-            let n: f64 = serde_json::from_slice(text).ok()?;
-            return check(checks.number(n)).map(|()| false);
-        }
-        check(digits <= 19)?;
-        let magnitude = (unsigned.iter()).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
-        check(!negative || (1..=1 << 63).contains(&magnitude))?;
-        let as_f64 = if negative {
-            -(magnitude as f64)
-        } else {
-            magnitude as f64
-        };
-        check(checks.integer(magnitude, as_f64)).map(|()| true)
+        let n: f64 = serde_json::from_slice(text).ok()?;
+        check(checks.number(n)).map(|()| false)
     }
 
     /// Past the opening bracket of a container that is `admitted`, and any space.
