@@ -1,23 +1,26 @@
 //! An object's declared property names, laid out so a key written without escapes is matched on the
-//! event's bytes: by its closing quote, then its first sixteen bytes as two `u64`s, then whatever follows.
+//! event's bytes: the name and its closing quote, their first sixteen bytes as two `u64`s, then whatever
+//! follows.
 
 /// One declared name as the event writes it between quotes, if it can be written without escapes.
 #[derive(Debug)]
 struct Written {
+    /// The name's place in the properties.
+    index: usize,
     len: usize,
-    /// Bytes 0..8 and 8..16 of the name, little-endian, zero past the name's end.
+    /// Bytes 0..8 and 8..16 of the name and its closing quote, little-endian, zero past the quote.
     words: [u64; 2],
-    /// Keep only the bytes of loaded words that the name covers.
+    /// Keep only the bytes of loaded words that the name and its quote cover.
     masks: [u64; 2],
-    /// The name's bytes past the first sixteen.
+    /// The bytes of the name and its quote past the first sixteen.
     rest: Box<[u8]>,
 }
 
 /// The names of an object schema's `properties`, in their order.
 #[derive(Debug)]
 pub(super) struct Keys {
-    /// `None` for a name that needs an escape (a quote, a backslash, a control character) in JSON text.
-    written: Vec<Option<Written>>,
+    /// Every name but those that need an escape (a quote, a backslash, a control character) in JSON text.
+    written: Vec<Written>,
 }
 
 /// The eight bytes of `bytes` from `at` as a little-endian word, zero-padded if there are fewer.
@@ -39,18 +42,20 @@ impl Keys {
     pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
         let written = names
             .into_iter()
-            .map(|name| {
-                let name = name.as_bytes();
-                let plain = !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            .enumerate()
+            .filter_map(|(index, name)| {
+                let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+                let quoted = [name.as_bytes(), b"\""].concat();
                 let mask = |at: usize| {
-                    let covered = name.len().saturating_sub(at).min(8) as u32;
+                    let covered = quoted.len().saturating_sub(at).min(8) as u32;
                     u64::MAX.checked_shr(64 - 8 * covered).unwrap_or(0)
                 };
                 plain.then(|| Written {
+                    index,
                     len: name.len(),
-                    words: [word(name, 0), word(name, 8)],
+                    words: [word(&quoted, 0), word(&quoted, 8)],
                     masks: [mask(0), mask(8)],
-                    rest: name.get(16..).unwrap_or_default().into(),
+                    rest: quoted.get(16..).unwrap_or_default().into(),
                 })
             })
             .collect();
@@ -62,14 +67,11 @@ impl Keys {
     #[inline(always)]
     pub(super) fn find(&self, rest: &[u8]) -> Option<usize> {
         let words = [word(rest, 0), word(rest, 8)];
-        self.written.iter().position(|written| {
-            written.as_ref().is_some_and(|w| {
-                rest.get(w.len) == Some(&b'"')
-                    && words[0] & w.masks[0] == w.words[0]
-                    && words[1] & w.masks[1] == w.words[1]
-                    && (w.len <= 16 || rest.get(16..w.len) == Some(&*w.rest))
-            })
-        })
+        let matches = |w: &Written| {
+            ((words[0] ^ w.words[0]) & w.masks[0]) | ((words[1] ^ w.words[1]) & w.masks[1]) == 0
+                && (w.rest.is_empty() || rest.get(16..w.len + 1) == Some(&*w.rest))
+        };
+        (self.written.iter()).find(|w| matches(w)).map(|w| w.index)
     }
 }
 
@@ -77,11 +79,15 @@ impl Keys {
 mod tests {
     use super::Keys;
 
-    const NAMES: [&str; 14] = [
+    // Names whose closing quote falls at the end of the first word, past it, at the end of the second
+    // and past both.
+    const NAMES: [&str; 16] = [
         "",
         "a",
         "ab",
+        "abcdefg",
         "abcdefgh",
+        "abcdefghijklmno",
         "abcdefghi",
         "abcdefghij_long_name",
         "abcdefghijklmnop",
@@ -147,5 +153,8 @@ mod tests {
         for rest in [&b"a\"b\""[..], b"a\\\"", b"tab\there\"", b"a\""] {
             assert_eq!(keys.find(rest), None);
         }
+        // Plain names after one that needs escapes keep their own places.
+        let keys = Keys::new(["a\"b", "x", "a\\", "y"]);
+        assert_eq!((keys.find(b"x\""), keys.find(b"y\":1")), (Some(1), Some(3)));
     }
 }
