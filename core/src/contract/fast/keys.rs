@@ -62,10 +62,10 @@ impl Keys {
         Self { written }
     }
 
-    /// The index of the name that `rest` (the bytes after a key's opening quote) starts with, followed by
-    /// its closing quote: that key is exactly this name. At most one name can match, as none holds a quote.
+    /// The index and length of the name that `rest` (the bytes after a key's opening quote) starts with,
+    /// followed by its closing quote: that key is exactly this name. At most one name can match, as none holds a quote.
     #[inline(always)]
-    pub(super) fn find(&self, rest: &[u8]) -> Option<usize> {
+    pub(super) fn find(&self, rest: &[u8]) -> Option<(usize, usize)> {
         // Keys mostly stand sixteen bytes or more before the event's end: one bounds check for both words.
         let words = match rest.first_chunk::<16>() {
             Some(bytes) => {
@@ -78,7 +78,9 @@ impl Keys {
             ((words[0] ^ w.words[0]) & w.masks[0]) | ((words[1] ^ w.words[1]) & w.masks[1]) == 0
                 && (w.rest.is_empty() || rest.get(16..w.len + 1) == Some(&*w.rest))
         };
-        (self.written.iter()).find(|w| matches(w)).map(|w| w.index)
+        (self.written.iter())
+            .find(|w| matches(w))
+            .map(|w| (w.index, w.len))
     }
 }
 
@@ -146,7 +148,7 @@ mod tests {
         }
         for rest in cases {
             assert_eq!(
-                keys.find(&rest),
+                keys.find(&rest).map(|(index, _)| index),
                 expected(&rest),
                 "{:?}",
                 String::from_utf8_lossy(&rest)
@@ -162,6 +164,9 @@ mod tests {
         }
         // Plain names after one that needs escapes keep their own places.
         let keys = Keys::new(["a\"b", "x", "a\\", "y"]);
-        assert_eq!((keys.find(b"x\""), keys.find(b"y\":1")), (Some(1), Some(3)));
+        assert_eq!(
+            (keys.find(b"x\""), keys.find(b"y\":1")),
+            (Some((1, 1)), Some((3, 1)))
+        );
     }
 }

@@ -365,8 +365,8 @@ impl<'a> Scan<'a> {
         let start = self.at + 1;
         let written = checks.keys.find(self.bytes.get(start..)?);
         let name = match written {
-            Some(index) => {
-                let end = start + checks.properties[index].0.len();
+            Some((_, len)) => {
+                let end = start + len;
                 self.at = end + 1;
                 Content::Written(self.bytes.get(start..end)?)
             }
@@ -374,7 +374,9 @@ impl<'a> Scan<'a> {
         };
         let bytes = name.bytes();
         check(!reserved.iter().any(|r| r.as_bytes() == bytes))?;
-        let index = written.or_else(|| (checks.properties.iter()).position(|(n, _)| n.as_bytes() == bytes));
+        let index = written
+            .map(|(index, _)| index)
+            .or_else(|| (checks.properties.iter()).position(|(n, _)| n.as_bytes() == bytes));
         Some((index, name))
     }
 
@@ -404,11 +406,14 @@ impl<'a> Scan<'a> {
                     seen |= 1 << index;
                     let keep = (root.keep == Some(index)).then_some(&mut *kept);
                     let checks = checks.properties[index].1.checks();
-                    // Most values are strings: read here, without a call.
-                    if self.peek() == Some(b'"') {
-                        self.string_value(checks, keep)?;
-                    } else {
-                        self.value(checks, keep)?;
+                    // Most values are strings, then numbers: read here, without a call (a kept number's
+                    // text is taken by value()).
+                    match self.peek() {
+                        Some(b'"') => self.string_value(checks, keep)?,
+                        Some(b'0'..=b'9') if keep.is_none() => {
+                            self.number(checks)?;
+                        }
+                        _ => self.value(checks, keep)?,
                     }
                 }
                 None => match &checks.additional {
