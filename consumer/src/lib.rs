@@ -33,10 +33,11 @@
 //!   re-planned against the fresh document and only the remainder lands. Uploaded files that ended up
 //!   unlisted are removed (best effort; they are never read).
 //!
-//! File names carry the partition, the first and last offset, and a digest of the bytes. Encoding is
-//! deterministic and file boundaries are counted from the committed offset, so reprocessing after a
-//! crash produces the same objects under the same names; an existing name is never overwritten with
-//! different bytes. Under memory pressure buffers are sealed early, so boundaries may differ on a re-read;
+//! File names carry the partition, the first and last offset, and a digest of the bytes (their CRC32C).
+//! Encoding is deterministic and file boundaries are counted from the committed offset, so reprocessing
+//! after a crash produces the same objects under the same names; an existing name is overwritten with
+//! different bytes only if two files of the same offsets share a CRC32C (1 in 2^32, and only writers
+//! racing on unlisted offsets can meet it). Under memory pressure buffers are sealed early, so boundaries may differ on a re-read;
 //! the planning rule above still lands each offset once.
 //!
 //! One window remains for the DLQ *topic*: if the process dies after the broker acknowledged a DLQ record

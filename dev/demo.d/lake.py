@@ -100,6 +100,28 @@ def rows_of(name, data):
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        for _ in range(8):
+            n = (n >> 1) ^ 0x82F63B78 if n & 1 else n >> 1  # CRC-32C (Castagnoli), reflected
+        table.append(n)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def checksum_as_listed(listed, data):
+    """`data`'s checksum in the algorithm of `listed`: `crc32c:<8 hex>`, or `sha256:` from earlier writers."""
+    if listed.startswith("sha256:"):
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return f"crc32c:{crc ^ 0xFFFFFFFF:08x}"
+
+
 def scan(zone, dataset):
     """Every listed file of every day: rows, problems, duplicates (over the whole dataset)."""
     store = open_zone(zone)
@@ -119,7 +141,7 @@ def scan(zone, dataset):
             if data is None:
                 problems.append(f"listed file missing: {day_dir}/{entry['path']}")
                 continue
-            if "sha256:" + hashlib.sha256(data).hexdigest() != entry["checksum"]:
+            if checksum_as_listed(entry["checksum"], data) != entry["checksum"]:
                 problems.append(f"checksum differs: {day_dir}/{entry['path']}")
             rows = rows_of(entry["path"], data)
             for row in rows:

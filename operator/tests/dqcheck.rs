@@ -89,13 +89,7 @@ async fn land(store: &RawZoneStore, layout: &RawZoneLayout, partition: i32, rows
     }
     let checksum = file_checksum(&body);
     let (first, last) = (rows[0].0, rows[rows.len() - 1].0);
-    let name = DataFileName::new(
-        partition,
-        first,
-        last,
-        &checksum["sha256:".len()..],
-        FileFormat::Jsonl,
-    );
+    let name = DataFileName::new(partition, first, last, &checksum, FileFormat::Jsonl);
     let entry = FileEntry {
         path: name.to_string(),
         partition,

@@ -14,10 +14,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use streamlake_core::contract::Contract;
 use streamlake_core::contract::fast::Member;
-use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat};
+use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat, file_checksum};
 
 use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
@@ -151,12 +150,12 @@ impl Encoder {
     }
 
     fn describe(&self, partition: i32, stats: RunStats, data: Bytes) -> EncodedFile {
-        let digest: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let checksum = file_checksum(&data);
         let name = DataFileName::new(
             partition,
             stats.first_offset,
             stats.last_offset,
-            &digest,
+            &checksum,
             self.format,
         );
         let millis = |t: i64| DateTime::from_timestamp_millis(t).unwrap_or_default();
@@ -167,7 +166,7 @@ impl Encoder {
             last_offset: stats.last_offset,
             record_count: stats.count,
             bytes: data.len() as u64,
-            checksum: format!("sha256:{digest}"),
+            checksum,
             format: self.format,
             schema_versions: stats.schema_versions.into_iter().collect(),
             min_timestamp: millis(stats.min_timestamp),

@@ -2,9 +2,10 @@
 //!
 //! `raw/dataset=<name>/ingestion_date=YYYY-MM-DD/` holds the data files of one UTC day and its
 //! `_metadata.json`. The day comes from the Kafka record timestamp, so a re-read lands in the same place.
-//! A data file is named after its Kafka partition, its first and last offset, and a digest of its bytes:
-//! `p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1d0b4.jsonl.gz`. Equal names therefore mean
-//! equal bytes, and a rewrite of the same records is a rewrite of the same object.
+//! A data file is named after its Kafka partition, its first and last offset, and a digest of its bytes
+//! (their CRC32C, as listed in the metadata): `p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1.jsonl.gz`.
+//! Equal bytes therefore get equal names, and a rewrite of the same records is a rewrite of the same
+//! object; two different files for the same offsets share a name only by a 1-in-2^32 accident.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +19,10 @@ use crate::names::DatasetName;
 pub const RAW_ROOT: &str = "raw";
 /// Name of the index object of a date partition.
 pub const METADATA_FILE: &str = "_metadata.json";
-/// Hex characters of the content digest kept in a data file name.
-pub const NAME_DIGEST_LEN: usize = 12;
+/// Hex characters of the content digest in a data file name: the whole CRC32C of its bytes.
+pub const NAME_DIGEST_LEN: usize = 8;
+/// The same in names of earlier writers: the first twelve hex characters of the SHA-256.
+const SHA256_NAME_DIGEST_LEN: usize = 12;
 /// Zero-padded widths so that names sort like the numbers they carry.
 const PARTITION_WIDTH: usize = 5;
 const OFFSET_WIDTH: usize = 20;
@@ -143,21 +146,23 @@ pub struct DataFileName {
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
-    /// The first [`NAME_DIGEST_LEN`] hex characters of the SHA-256 of the file's bytes.
+    /// The hex digits of the file's checksum (see [`DataFileName::new`]).
     pub digest: String,
     pub format: FileFormat,
 }
 
 impl DataFileName {
-    /// Names a file from its lineage and its full SHA-256 hex digest (only a prefix is kept).
+    /// Names a file from its lineage and its checksum as listed (`crc32c:<8 hex>`, see
+    /// [`super::file_checksum`]): the name keeps the first [`NAME_DIGEST_LEN`] hex digits.
     pub fn new(
         partition: i32,
         first_offset: i64,
         last_offset: i64,
-        sha256_hex: &str,
+        checksum: &str,
         format: FileFormat,
     ) -> Self {
-        let digest = sha256_hex.chars().take(NAME_DIGEST_LEN).collect();
+        let hex = checksum.split_once(':').map_or(checksum, |(_, hex)| hex);
+        let digest = hex.chars().take(NAME_DIGEST_LEN).collect();
         Self {
             partition,
             first_offset,
@@ -212,8 +217,11 @@ impl FromStr for DataFileName {
         if parts.next().is_some() {
             return Err(bad("too many fields"));
         }
-        if digest.len() != NAME_DIGEST_LEN || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("digest is not 12 hex characters"));
+        let digest_len_ok = digest.len() == NAME_DIGEST_LEN || digest.len() == SHA256_NAME_DIGEST_LEN;
+        if !digest_len_ok || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(
+                "digest is not 8 (or, from earlier writers, 12) hex characters",
+            ));
         }
         if first_offset < 0 || last_offset < first_offset {
             return Err(bad("offset range is empty or negative"));
@@ -319,12 +327,12 @@ mod tests {
 
     #[test]
     fn file_names_carry_lineage_and_sort_by_offset() {
-        let digest = "3fa9c2e1d0b4aa5566778899";
+        let digest = "crc32c:3fa9c2e1";
         let name = DataFileName::new(3, 1000, 1099, digest, FileFormat::JsonlGzip);
         let text = name.to_string();
         assert_eq!(
             text,
-            "p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1d0b4.jsonl.gz"
+            "p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1.jsonl.gz"
         );
         assert_eq!(text.parse::<DataFileName>().expect("round trip"), name);
 
@@ -339,9 +347,22 @@ mod tests {
     #[test]
     fn every_format_round_trips_through_its_name() {
         for format in FileFormat::ALL {
-            let name = DataFileName::new(0, 0, 5, "0123456789abcdef", format);
+            let name = DataFileName::new(0, 0, 5, "crc32c:0123abcd", format);
             assert_eq!(name.to_string().parse::<DataFileName>().expect("parse"), name);
         }
+    }
+
+    #[test]
+    fn names_of_earlier_writers_with_a_sha256_prefix_still_parse() {
+        let name: DataFileName = "p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1d0b4.jsonl"
+            .parse()
+            .expect("a name with twelve hex digits");
+        assert_eq!((name.first_offset, name.digest.as_str()), (1000, "3fa9c2e1d0b4"));
+        let sha = DataFileName::new(3, 1, 2, "sha256:3fa9c2e1d0b4aa55", FileFormat::Jsonl);
+        assert_eq!(
+            sha.digest, "3fa9c2e1",
+            "new names keep eight digits whatever the algorithm"
+        );
     }
 
     #[test]
@@ -352,6 +373,8 @@ mod tests {
             "p00003-o1-o2-3fa9c2e1d0b4.csv",
             "p00003-o2-o1-3fa9c2e1d0b4.jsonl",
             "p00003-o1-o2-xyz.jsonl",
+            "p00003-o1-o2-3fa9c2e1d0.jsonl",
+            "p00003-o1-o2-3fa9c2e.jsonl",
             "p00003-o1-o2-3fa9c2e1d0b4-extra.jsonl",
             "x00003-o1-o2-3fa9c2e1d0b4.jsonl",
         ] {
@@ -365,7 +388,7 @@ mod tests {
         assert!(!is_data_file("._metadata.json.lock"));
         assert!(!is_data_file(".p00000.tmp-1"));
         assert!(is_data_file(
-            "p00000-o00000000000000000000-o00000000000000000001-0123456789ab.jsonl"
+            "p00000-o00000000000000000000-o00000000000000000001-0123abcd.jsonl"
         ));
     }
 }

@@ -25,6 +25,7 @@ pub use commit::{
 };
 pub use layout::{DataFileName, FileFormat, IngestionDate, LayoutError, RawZoneLayout};
 pub use metadata::{
-    DatePartitionMetadata, DlqEntry, FileEntry, Landing, LandingPlan, MergeConflict, file_checksum,
+    DatePartitionMetadata, DlqEntry, FileEntry, Landing, LandingPlan, MergeConflict, checksum_as_listed,
+    file_checksum,
 };
 pub use store::{ObjectVersion, RawZoneStore, StoreError, StoreLocation};

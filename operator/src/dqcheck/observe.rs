@@ -12,7 +12,7 @@ use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetClient;
 use streamlake_core::rawzone::{
-    FileFormat, IngestionDate, RawZoneLayout, RawZoneStore, file_checksum, parse_metadata,
+    FileFormat, IngestionDate, RawZoneLayout, RawZoneStore, checksum_as_listed, parse_metadata,
 };
 
 use super::Error;
@@ -175,7 +175,10 @@ pub async fn observe(
                 .map_err(Error::ReadLake)?;
             let found = stored.map(|object| {
                 sampler.take(&entry.path, entry.format, &object.data);
-                (object.data.len() as u64, file_checksum(&object.data))
+                (
+                    object.data.len() as u64,
+                    checksum_as_listed(&entry.checksum, &object.data),
+                )
             });
             files.push(FileObservation {
                 path: entry.path.clone(),

@@ -15,15 +15,18 @@ fn empty() -> DatePartitionMetadata {
 }
 
 fn file(partition: i32, first: i64, last: i64) -> FileEntry {
-    let digest = format!("{:012x}", (partition as i64) * 1_000_000 + first * 1000 + last);
+    let checksum = format!(
+        "crc32c:{:08x}",
+        (partition as i64) * 1_000_000 + first * 1000 + last
+    );
     FileEntry {
-        path: DataFileName::new(partition, first, last, &digest, FileFormat::Jsonl).to_string(),
+        path: DataFileName::new(partition, first, last, &checksum, FileFormat::Jsonl).to_string(),
         partition,
         first_offset: first,
         last_offset: last,
         record_count: (last - first + 1) as u64,
         bytes: 100,
-        checksum: format!("sha256:{digest}"),
+        checksum,
         format: FileFormat::Jsonl,
         schema_versions: vec![1],
         min_timestamp: now(),
@@ -269,4 +272,18 @@ fn problems_reports_overlaps_written_by_someone_else() {
     let problems = meta.problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("overlap"));
+}
+
+#[test]
+fn the_checksum_is_the_big_endian_crc32c_and_listings_of_earlier_writers_still_check() {
+    // The CRC-32C check value of "123456789" (RFC 3720, B.4).
+    assert_eq!(file_checksum(b"123456789"), "crc32c:e3069283");
+    assert_eq!(
+        checksum_as_listed("crc32c:00000000", b"123456789"),
+        "crc32c:e3069283"
+    );
+    let sha_abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(checksum_as_listed(sha_abc, b"abc"), sha_abc);
+    assert_ne!(checksum_as_listed(sha_abc, b"abd"), sha_abc);
+    assert_eq!(checksum_as_listed("md5:00", b"abc"), file_checksum(b"abc"));
 }

@@ -8,8 +8,8 @@ fn file(partition: i32, first: i64, last: i64) -> FileObservation {
         last_offset: last,
         record_count: u64::try_from(last - first + 1).expect("positive"),
         listed_bytes: 100,
-        listed_checksum: "sha256:aa".into(),
-        found: Some((100, "sha256:aa".into())),
+        listed_checksum: "crc32c:000000aa".into(),
+        found: Some((100, "crc32c:000000aa".into())),
         max_timestamp_ms: 1_000_000,
     }
 }
@@ -119,10 +119,10 @@ fn an_empty_day_fails_every_check() {
 fn overlaps_and_stale_checksums_are_named() {
     let mut o = healthy();
     o.days[0].files.push(file(0, 5, 12));
-    o.days[0].files[0].found = Some((100, "sha256:bb".into()));
+    o.days[0].files[0].found = Some((100, "crc32c:000000bb".into()));
     let results = evaluate(&all_checks(), Some(120_000), &o);
     assert!(observed(&results, OFFSET_CONTINUITY).contains("overlap at partition 0 offsets 5..=9"));
-    assert!(observed(&results, METADATA_CONSISTENT).contains("has checksum sha256:bb"));
+    assert!(observed(&results, METADATA_CONSISTENT).contains("has checksum crc32c:000000bb"));
 }
 
 #[test]
