@@ -61,7 +61,7 @@ step_happy_path() {
   echo
   say "waiting for the orders consumer to land them (it closes a file at most 5 s after its first record)..."
   lake expect "$LAKE" "$DATASET" "$KEYS" --wait 60 >"$WORK/happy.expect"
-  check "all six are listed in _metadata.json exactly once, in files that exist with their sha256" \
+  check "all six are listed in _metadata.json exactly once, in files that exist with their checksums" \
     test $? = 0
   show <"$WORK/happy.expect"
   say "the data files holding them (a file name carries its Kafka partition and offset range):"
