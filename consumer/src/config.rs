@@ -82,10 +82,9 @@ pub struct LimitArgs {
     /// Files landed at the same time.
     #[arg(long, env = "STREAMLAKE_MAX_CONCURRENT_LANDINGS", default_value_t = 4)]
     pub max_concurrent_landings: usize,
-    /// Bytes librdkafka may prefetch (queued.max.messages.kbytes, at least 1MiB; each fetch asks for half
-    /// of it but at least 1MiB, since compressed batches grow when decompressed several times). 2MiB keeps
-    /// the loop fed; more mostly holds decompressed batches that the record budget could use instead.
-    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "2MiB", value_parser = parse_bytes)]
+    /// Record bytes librdkafka may prefetch (queued.max.messages.kbytes, at least 1MiB; counted
+    /// decompressed). Each fetch asks for 1MiB of compressed batches, decompressed whole on arrival.
+    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
     pub fetch_buffer_bytes: usize,
     /// How often durable offsets are committed.
     #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
