@@ -88,6 +88,27 @@ fn plain_run(bytes: &[u8]) -> (usize, bool) {
     })
 }
 
+/// The length of a string's content, `rest` being the bytes after its opening quote, if the quote that
+/// closes it stands within sixteen bytes with only ASCII that needs no escape before it (then `None`
+/// leaves the string to `string_end`).
+#[inline(always)]
+fn short_plain(rest: &[u8]) -> Option<usize> {
+    const ONES: u128 = u128::from_ne_bytes([1; 16]);
+    const HIGH_BITS: u128 = ONES * 0x80;
+    let bytes = rest.first_chunk::<16>()?;
+    let word = u128::from_le_bytes(*bytes);
+    // High bit set in the lowest byte that is a quote, a backslash, a control character or beyond ASCII
+    // (the borrows can only mark bytes above it).
+    let below = |word: u128, n: u8| word.wrapping_sub(ONES * u128::from(n)) & !word;
+    let special = (below(word ^ (ONES * u128::from(b'"')), 1)
+        | below(word ^ (ONES * u128::from(b'\\')), 1)
+        | below(word, 0x20)
+        | word)
+        & HIGH_BITS;
+    let len = special.trailing_zeros() as usize / 8;
+    (bytes.get(len) == Some(&b'"')).then_some(len)
+}
+
 /// How many ASCII digits `bytes` starts with.
 fn leading_digits(bytes: &[u8]) -> usize {
     bytes.iter().take_while(|b| b.is_ascii_digit()).count()
@@ -177,6 +198,16 @@ impl<'a> Scan<'a> {
     #[inline(always)]
     fn string_value(&mut self, checks: &Checks, keep: Option<&mut Option<String>>) -> Option<()> {
         let start = self.at;
+        let rest = self.bytes.get(start + 1..)?;
+        if let Some(len) = short_plain(rest) {
+            let written = &rest[..len];
+            self.at = start + len + 2;
+            check(checks.string(written))?;
+            if let Some(out) = keep {
+                *out = Some(std::str::from_utf8(written).ok()?.to_owned());
+            }
+            return Some(());
+        }
         if self.string_end()? {
             let decoded = decode(self.bytes.get(start..self.at)?)?;
             check(checks.string(decoded.as_bytes()))?;
