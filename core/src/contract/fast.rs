@@ -298,6 +298,12 @@ impl Checks {
     /// A string's bytes, which are valid UTF-8.
     #[inline(always)]
     fn string(&self, s: &[u8]) -> bool {
+        self.string_but_pattern(s) && self.pattern.as_ref().is_none_or(|p| p.is_match(s))
+    }
+
+    /// [`Self::string`] but for the pattern, which the caller has matched.
+    #[inline(always)]
+    fn string_but_pattern(&self, s: &[u8]) -> bool {
         if self.types & STRING == 0 {
             return false;
         }
@@ -312,10 +318,7 @@ impl Checks {
         let too_long = (self.max_length).is_some_and(|max| s.len() > max && chars() > max);
         let too_short = (self.min_length)
             .is_some_and(|min| s.len() < min || (s.len() < min.saturating_mul(4) && chars() < min));
-        !too_long
-            && !too_short
-            && self.pattern.as_ref().is_none_or(|p| p.is_match(s))
-            && (!self.date_time || is_date_time(s))
+        !too_long && !too_short && (!self.date_time || is_date_time(s))
     }
 
     fn items(&self, count: usize) -> bool {

@@ -13,6 +13,12 @@ use super::{Unsupported, unsupported};
 const DFA_BYTES: usize = 1 << 20;
 /// The row of the state no text leaves once in it without a match (the walk stops: no match).
 const DEAD: usize = 0;
+/// Where the walk over a string as written stops without an answer (the general path decides).
+const UNSURE: usize = 0;
+/// Where the walk over a string as written stops at its closing quote with a match.
+const ACCEPTED: usize = 1;
+/// The first row of a state in the walk over a string as written (the rows before it are its ends).
+const QUOTED_FIRST: usize = 2;
 
 /// A pattern's DFA as a flat table walked by hand: strings are short, and a general search's setup and
 /// state checks would dominate.
@@ -27,6 +33,14 @@ pub(super) struct Pattern {
     /// The row of the state in which the text has matched (the walk stops: a match).
     matched: usize,
     start: usize,
+    /// The walk over a string as the event writes it, from after its opening quote: each byte's column
+    /// is its class, but the closing quote's and those of the bytes left to the general path (a
+    /// backslash, a control character, a byte beyond ASCII) are columns of their own.
+    quoted_columns: [u8; 256],
+    /// `quoted[row + column]`, as `next` but over those columns: an early match is `UNSURE` (the rest of
+    /// the string is still to be read), the closing quote `ACCEPTED` if the text may end there.
+    quoted: Vec<u32>,
+    quoted_start: usize,
 }
 
 /// The pattern's DFA, built only for bytes (no Unicode classes, no UTF-8 requirement).
@@ -75,6 +89,10 @@ impl Pattern {
             return None;
         }
         let end = representatives.len();
+        // The walk over a string as written needs two more columns, numbered in a byte.
+        if end + 2 > 256 {
+            return None;
+        }
         let width = end + 1;
         let matched = width;
         let mut next: Vec<u32> = Vec::new();
@@ -107,13 +125,67 @@ impl Pattern {
             next[row + end] = if ends { matched as u32 } else { DEAD as u32 };
         }
         u32::try_from(next.len()).ok()?;
+        let (quoted_columns, quoted) = Self::quoted_table(&classes, &next, end);
+        u32::try_from(quoted.len()).ok()?;
         Some(Self {
             classes,
             next,
             end,
             matched,
             start: 2 * width,
+            quoted_columns,
+            quoted,
+            quoted_start: QUOTED_FIRST,
         })
+    }
+
+    /// The table of the walk over a string as written, from `next` (whose states start at its third row).
+    fn quoted_table(classes: &[u8; 256], next: &[u32], end: usize) -> ([u8; 256], Vec<u32>) {
+        let (width, quote, general) = (end + 1, end, end + 1);
+        let quoted_width = end + 2;
+        let mut columns = [0u8; 256];
+        for byte in 0..=u8::MAX {
+            columns[usize::from(byte)] = match byte {
+                b'"' => quote as u8,
+                b'\\' | 0..0x20 | 0x80.. => general as u8,
+                _ => classes[usize::from(byte)],
+            };
+        }
+        // A state's row in `next` (from 2 * width) and in the walk (from QUOTED_FIRST).
+        let row = |next_row: usize| QUOTED_FIRST + (next_row - 2 * width) / width * quoted_width;
+        let states = (next.len() - 2 * width) / width;
+        let mut quoted = vec![UNSURE as u32; QUOTED_FIRST + states * quoted_width];
+        for state in 0..states {
+            let from = 2 * width + state * width;
+            let to = row(from);
+            for class in 0..end {
+                let target = next[from + class] as usize;
+                quoted[to + class] = if target >= 2 * width {
+                    row(target) as u32
+                } else {
+                    UNSURE as u32
+                };
+            }
+            if next[from + end] as usize == width {
+                quoted[to + quote] = ACCEPTED as u32;
+            }
+        }
+        (columns, quoted)
+    }
+
+    /// The length of a string's content, `rest` being the bytes after its opening quote, if it is written
+    /// with only ASCII that needs no escape up to its closing quote and the pattern matches it; `None`
+    /// leaves the string to the general path (which may find it matches after all).
+    #[inline(always)]
+    pub(super) fn quoted(&self, rest: &[u8]) -> Option<usize> {
+        let mut row = self.quoted_start;
+        for (len, &byte) in rest.iter().enumerate() {
+            row = self.quoted[row + usize::from(self.quoted_columns[usize::from(byte)])] as usize;
+            if row < QUOTED_FIRST {
+                return (row == ACCEPTED).then_some(len);
+            }
+        }
+        None
     }
 
     /// Whether the pattern matches anywhere in `text`; a search the DFA would give up on is no match.
@@ -217,6 +289,55 @@ mod tests {
                     "{pattern} on {:?}",
                     String::from_utf8_lossy(&text)
                 );
+            }
+        }
+    }
+
+    /// The walk over a string as written answers only for a plain string that the DFA matches, ending it
+    /// at the first quote; for an anchored pattern it answers for every such string.
+    #[test]
+    fn the_walk_over_a_written_string_ends_at_its_quote_and_matches_as_the_dfa() {
+        let patterns = [
+            ("^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,6})?$", &b"019."[..], true),
+            ("^[A-Z]{3}$", b"AZ", true),
+            ("^sku-[0-9]+$", b"sku-0", true),
+            ("ab", b"ab", false),
+            ("a$", b"ab", false),
+            ("^$", b"a", true),
+            ("", b"a", false),
+        ];
+        let special = [b'"', b'\\', 0x01, b'\n', 0xc3, 0xa9, 0xff];
+        for (pattern, alphabet, anchored) in patterns {
+            let full = dfa(pattern).expect("a DFA");
+            let fast = Pattern::compile(pattern).expect("a pattern");
+            let bytes: Vec<u8> = alphabet.iter().chain(&special).copied().collect();
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+            let mut last: Vec<Vec<u8>> = vec![Vec::new()];
+            for _ in 0..5 {
+                last = (last.iter())
+                    .flat_map(|t| bytes.iter().map(move |&b| [t.as_slice(), &[b]].concat()))
+                    .collect();
+                texts.extend(last.iter().cloned());
+            }
+            texts.push(b"123456789012345678.123456\"".to_vec());
+            texts.push(b"1234567890123456789\"".to_vec());
+            texts.push([b"sku-".as_slice(), &[b'7'; 300], b"\""].concat());
+            for text in texts {
+                let cut = (text.iter()).position(|&b| matches!(b, b'"' | b'\\' | ..0x20 | 0x80..));
+                let quoted = cut.filter(|&cut| text[cut] == b'"');
+                let matches = |len: usize| {
+                    (full.try_search_fwd(&Input::new(&text[..len])))
+                        .expect("no quit bytes")
+                        .is_some()
+                };
+                let walked = fast.quoted(&text);
+                let shown = String::from_utf8_lossy(&text);
+                if let Some(len) = walked {
+                    assert!(quoted == Some(len) && matches(len), "{pattern} on {shown:?}");
+                }
+                if anchored && quoted.is_some_and(matches) {
+                    assert_eq!(walked, quoted, "{pattern} on {shown:?}");
+                }
             }
         }
     }

@@ -199,6 +199,18 @@ impl<'a> Scan<'a> {
     fn string_value(&mut self, checks: &Checks, keep: Option<&mut Option<String>>) -> Option<()> {
         let start = self.at;
         let rest = self.bytes.get(start + 1..)?;
+        // A pattern is walked over the string as it is written, its end found on the way.
+        if let Some(pattern) = &checks.pattern
+            && let Some(len) = pattern.quoted(rest)
+        {
+            let written = &rest[..len];
+            self.at = start + len + 2;
+            check(checks.string_but_pattern(written))?;
+            if let Some(out) = keep {
+                *out = Some(std::str::from_utf8(written).ok()?.to_owned());
+            }
+            return Some(());
+        }
         if let Some(len) = short_plain(rest) {
             let written = &rest[..len];
             self.at = start + len + 2;

@@ -579,3 +579,74 @@ fn bytes_beyond_ascii_are_checked_as_utf8_wherever_they_stand() {
         assert!(sound(&c, &with(order(), pointer, json!(long))), "{pointer}");
     }
 }
+
+#[test]
+fn short_and_patterned_strings_are_decided_as_the_full_validator_decides_them() {
+    // Every string here is decided exactly by the fast check: its answer is the full validator's.
+    let c = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "s", "required": ["s"],
+        "properties": {
+            "s": {"type": "string", "minLength": 3, "maxLength": 17},
+            "p": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,6})?$", "maxLength": 9},
+            "q": {"type": "string", "pattern": "^[A-Z]{3}$"}
+        },
+        "additionalProperties": false
+    }));
+    let decided = |payload: String| {
+        assert_eq!(
+            sound(&c, payload.as_bytes()),
+            full_check(&c, payload.as_bytes()),
+            "{payload}"
+        );
+    };
+    // Lengths on both sides of the bounds and of the sixteen bytes looked at at once, plain and not.
+    for len in 0..40 {
+        for (filler, tail) in [("x", ""), ("x", "é"), ("x", "\\u0041"), ("x", "\\\""), ("é", "")] {
+            let s = format!("{}{tail}", filler.repeat(len));
+            decided(format!(r#"{{"s":"{s}"}}"#));
+            decided(format!(r#"{{"p":"1","s":"{s}"}}"#));
+            decided(format!(r#"{{"s":"abc","p":"{s}"}}"#));
+        }
+    }
+    for p in [
+        "0",
+        "00",
+        "01",
+        "1.5",
+        "1.",
+        ".5",
+        "9.99",
+        "0.01",
+        "1234.5678",
+        "12345.678",
+        "123456789",
+        "1234567890",
+        "0.123456",
+        "0.1234567",
+        "\\u0031",
+        "1\\u002e5",
+        "1\\\\",
+        "1\\\"",
+        "é",
+        "1é",
+        "",
+        "1 ",
+    ] {
+        decided(format!(r#"{{"s":"abc","p":"{p}"}}"#));
+    }
+    for q in [
+        "EUR",
+        "EU",
+        "EURO",
+        "eur",
+        "E\\u0055R",
+        "EU\\\"",
+        "ÉUR",
+        "",
+        "E\\nR",
+    ] {
+        decided(format!(r#"{{"s":"abc","q":"{q}"}}"#));
+        // At the event's very end too (fewer than sixteen bytes after the quote).
+        decided(format!(r#"{{"s":"abc","q":"{q}"}}"#).replace("}", "\n}"));
+    }
+}
