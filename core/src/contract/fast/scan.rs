@@ -294,6 +294,13 @@ impl<'a> Scan<'a> {
     fn number(&mut self, checks: &Checks) -> Option<bool> {
         // Integers are the common case: their digits are read once, as they are summed.
         let rest = self.bytes.get(self.at..)?;
+        // A lone digit (a count, a quantity) is the commonest integer of all.
+        if let [digit @ b'0'..=b'9', after, ..] = *rest
+            && !matches!(after, b'0'..=b'9' | b'.' | b'e' | b'E')
+        {
+            self.at += 1;
+            return check(checks.integer(u64::from(digit - b'0'), false)).map(|()| true);
+        }
         let negative = rest.first() == Some(&b'-');
         let unsigned = &rest[usize::from(negative)..];
         let digits = leading_digits(unsigned);

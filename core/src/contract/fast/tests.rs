@@ -222,6 +222,19 @@ fn the_byte_reader_follows_json_grammar_exactly() {
         "1E",
         "1e+-1",
     ];
+    // A lone digit and whatever may follow it: decided exactly (`1.`, `1e` and `1-` are not JSON).
+    for digit in '0'..='9' {
+        for after in [
+            "", " ", "\n", "0", "5", ".", ".5", "e", "E", "-", "+", "x", "\"", "]", "}",
+        ] {
+            let payload = event(r#""o""#, &format!("{digit}{after}"));
+            assert_eq!(
+                sound(&c, payload.as_bytes()),
+                full_check(&c, payload.as_bytes()),
+                "{payload}"
+            );
+        }
+    }
     for quantity in quantities {
         assert!(
             !sound(&c, event(r#""o""#, quantity).as_bytes()),
