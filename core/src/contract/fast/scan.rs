@@ -362,6 +362,13 @@ impl<'a> Scan<'a> {
 
     /// After a member: `Some(true)` past the closing `close`, `Some(false)` past a comma.
     fn closed(&mut self, close: u8) -> Option<bool> {
+        // Compact text: a comma right after the value and the next one right after it.
+        if let Some(&[b',', after]) = self.bytes.get(self.at..self.at + 2)
+            && after > b' '
+        {
+            self.at += 1;
+            return Some(false);
+        }
         self.space();
         let next = self.peek()?;
         // Past it whatever it is (anything else fails the event): the cursor then does not wait on the
@@ -373,6 +380,23 @@ impl<'a> Scan<'a> {
         check(next == b',')?;
         self.space();
         Some(false)
+    }
+
+    /// Past the colon after a key, and any space around it.
+    #[inline(always)]
+    fn colon(&mut self) -> Option<()> {
+        // Compact text: the colon right after the key and the value right after it (no byte above the
+        // space is one).
+        if let Some(&[b':', after]) = self.bytes.get(self.at..self.at + 2)
+            && after > b' '
+        {
+            self.at += 1;
+            return Some(());
+        }
+        self.space();
+        self.expect(b':')?;
+        self.space();
+        Some(())
     }
 
     /// Past `byte`, which must be next.
@@ -445,9 +469,7 @@ impl<'a> Scan<'a> {
         }
         loop {
             let (property, name) = self.key(checks, root.reserved)?;
-            self.space();
-            self.expect(b':')?;
-            self.space();
+            self.colon()?;
             let start = self.at;
             match property {
                 Some(index) => {

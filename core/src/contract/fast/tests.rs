@@ -184,6 +184,14 @@ fn the_byte_reader_follows_json_grammar_exactly() {
         .replace("\":", "\"\t: ")
         .replace('[', "[ ");
     assert!(sound(&c, spaced.as_bytes()), "{spaced}");
+    // Space only after a colon or a comma (not before), where compact text needs none.
+    for spaced in [
+        event(r#""o""#, "2").replace("\":", "\": "),
+        event(r#""o""#, "2").replace(",\"", ",\n\""),
+        event(r#""o""#, "2").replace(",{", ",\t{"),
+    ] {
+        assert!(sound(&c, spaced.as_bytes()), "{spaced}");
+    }
     let escaped_key = event(r#""o""#, "2").replace(r#""quantity""#, r#""q\u0075antity""#);
     assert!(sound(&c, escaped_key.as_bytes()), "{escaped_key}");
     // Invalid JSON, invalid to the contract, or not modelled: never certainly valid.
