@@ -21,6 +21,47 @@ struct Written {
 pub(super) struct Keys {
     /// Every name but those that need an escape (a quote, a backslash, a control character) in JSON text.
     written: Vec<Written>,
+    /// Where one byte of a key tells which written name it can only be, if there is such a place.
+    pick: Option<Pick>,
+}
+
+/// A place among the first sixteen bytes that every written name and its quote cover, with a different
+/// byte in each: the key's byte there picks the one name to compare it with.
+#[derive(Debug)]
+struct Pick {
+    /// The loaded word (0 or 1) and the shift that brings the byte to the bottom.
+    word: usize,
+    shift: u32,
+    /// For each byte value, the place in `written` of the name with that byte there, or `NO_NAME`.
+    slots: Box<[u8; 256]>,
+}
+
+const NO_NAME: u8 = u8::MAX;
+
+impl Pick {
+    /// The first place that tells the names apart, if any (and if there are few enough to number in a byte).
+    fn new(written: &[Written]) -> Option<Self> {
+        let byte = |w: &Written, at: usize| (w.words[at / 8] >> (8 * (at % 8))) as u8;
+        let covered = written.iter().map(|w| (w.len + 1).min(16)).min()?;
+        if written.len() >= usize::from(NO_NAME) {
+            return None;
+        }
+        let at = (0..covered).find(|&at| {
+            let mut seen = [false; 256];
+            written
+                .iter()
+                .all(|w| !std::mem::replace(&mut seen[usize::from(byte(w, at))], true))
+        })?;
+        let mut slots = Box::new([NO_NAME; 256]);
+        for (slot, w) in written.iter().enumerate() {
+            slots[usize::from(byte(w, at))] = slot as u8;
+        }
+        Some(Self {
+            word: at / 8,
+            shift: 8 * (at % 8) as u32,
+            slots,
+        })
+    }
 }
 
 /// The eight bytes of `bytes` from `at` as a little-endian word, zero-padded if there are fewer.
@@ -37,10 +78,13 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 }
 
 impl Keys {
-    pub(super) const NONE: Keys = Keys { written: Vec::new() };
+    pub(super) const NONE: Keys = Keys {
+        written: Vec::new(),
+        pick: None,
+    };
 
     pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
-        let written = names
+        let written: Vec<Written> = names
             .into_iter()
             .enumerate()
             .filter_map(|(index, name)| {
@@ -59,7 +103,8 @@ impl Keys {
                 })
             })
             .collect();
-        Self { written }
+        let pick = Pick::new(&written);
+        Self { written, pick }
     }
 
     /// The index and length of the name that `rest` (the bytes after a key's opening quote) starts with,
@@ -78,9 +123,14 @@ impl Keys {
             ((words[0] ^ w.words[0]) & w.masks[0]) | ((words[1] ^ w.words[1]) & w.masks[1]) == 0
                 && (w.rest.is_empty() || rest.get(16..w.len + 1) == Some(&*w.rest))
         };
-        (self.written.iter())
-            .find(|w| matches(w))
-            .map(|w| (w.index, w.len))
+        let found = match &self.pick {
+            Some(pick) => {
+                let slot = pick.slots[usize::from((words[pick.word & 1] >> pick.shift) as u8)];
+                self.written.get(usize::from(slot)).filter(|w| matches(w))
+            }
+            None => self.written.iter().find(|w| matches(w)),
+        };
+        found.map(|w| (w.index, w.len))
     }
 }
 
@@ -109,50 +159,77 @@ mod tests {
         "a\\",
     ];
 
+    /// Sets of names, and whether one byte of a key picks the name to compare it with.
+    const SETS: [(&[&str], bool); 7] = [
+        (&NAMES, false),
+        (&["quantity", "sku", "unit_price"], true),
+        (
+            &[
+                "amount",
+                "created_at",
+                "currency",
+                "customer_id",
+                "line_items",
+                "order_id",
+            ],
+            true,
+        ),
+        (
+            &["abcdefghijklmnop", "abcdefghijklmnoq", "abcdefghijklmnor"],
+            true,
+        ),
+        (&["a\"b", "b", "c\\", "é"], true),
+        (&["abcdefghijklmnopqrs", "abcdefghijklmnopqrt"], false),
+        (&["b", "ab", "abc"], false),
+    ];
+
     /// What `find` must answer: the one declared name equal to the key read up to the first quote, if the
     /// key has no backslash before that quote and the name can be written without escapes.
-    fn expected(rest: &[u8]) -> Option<usize> {
+    fn expected(names: &[&str], rest: &[u8]) -> Option<usize> {
         let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
         (rest[end] == b'"')
-            .then(|| NAMES.iter().position(|n| n.as_bytes() == &rest[..end]))
+            .then(|| names.iter().position(|n| n.as_bytes() == &rest[..end]))
             .flatten()
-            .filter(|&i| !NAMES[i].contains(['"', '\\']))
+            .filter(|&i| !names[i].contains(['"', '\\']))
     }
 
     #[test]
     fn keys_match_only_the_name_written_exactly_up_to_its_closing_quote() {
-        let keys = Keys::new(NAMES);
-        let mut cases: Vec<Vec<u8>> = Vec::new();
-        for name in NAMES {
-            for suffix in [
-                "\"",
-                "\":1",
-                "\":1,\"ab\":2,\"zzzzzzzz\":3",
-                "x\"",
-                "\\\"",
-                "",
-                "\"\u{e9}",
-            ] {
-                cases.push(format!("{name}{suffix}").into_bytes());
-            }
-            // Every prefix (short reads near the end of an event) and every single-byte change.
-            let full = format!("{name}\":0").into_bytes();
-            for cut in 0..full.len() {
-                cases.push(full[..cut].to_vec());
-                for byte in [b'a', b'"', b'\\', 0, 0xc3, 0xff] {
-                    let mut changed = full.clone();
-                    changed[cut] = byte;
-                    cases.push(changed);
+        for (names, picks) in SETS {
+            let keys = Keys::new(names.iter().copied());
+            assert_eq!(keys.pick.is_some(), picks, "{names:?}");
+            let mut cases: Vec<Vec<u8>> = Vec::new();
+            for name in names.iter().chain(&NAMES) {
+                for suffix in [
+                    "\"",
+                    "\":1",
+                    "\":1,\"ab\":2,\"zzzzzzzz\":3",
+                    "x\"",
+                    "\\\"",
+                    "",
+                    "\"\u{e9}",
+                ] {
+                    cases.push(format!("{name}{suffix}").into_bytes());
+                }
+                // Every prefix (short reads near the end of an event) and every single-byte change.
+                let full = format!("{name}\":0").into_bytes();
+                for cut in 0..full.len() {
+                    cases.push(full[..cut].to_vec());
+                    for byte in [b'a', b'"', b'\\', 0, 0xc3, 0xff] {
+                        let mut changed = full.clone();
+                        changed[cut] = byte;
+                        cases.push(changed);
+                    }
                 }
             }
-        }
-        for rest in cases {
-            assert_eq!(
-                keys.find(&rest).map(|(index, _)| index),
-                expected(&rest),
-                "{:?}",
-                String::from_utf8_lossy(&rest)
-            );
+            for rest in cases {
+                assert_eq!(
+                    keys.find(&rest).map(|(index, _)| index),
+                    expected(names, &rest),
+                    "{names:?}: {:?}",
+                    String::from_utf8_lossy(&rest)
+                );
+            }
         }
     }
 
