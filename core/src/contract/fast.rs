@@ -154,8 +154,12 @@ struct Checks {
     maximum: Option<f64>,
     exclusive_minimum: Option<f64>,
     exclusive_maximum: Option<f64>,
-    /// The integers that meet the four numeric bounds, as an inclusive range (set once they are known).
+    /// The integers that meet the four numeric bounds, as an inclusive range (set once they are known);
+    /// empty if no integer is admitted.
     integers: (i64, i64),
+    /// The byte lengths within which a string of ASCII meets every check but the pattern, when its
+    /// length alone decides that (set once the checks are known).
+    ascii_lengths: Option<(usize, usize)>,
     min_items: Option<usize>,
     max_items: Option<usize>,
     items: Node,
@@ -183,6 +187,7 @@ impl Checks {
         exclusive_minimum: None,
         exclusive_maximum: None,
         integers: (i64::MIN, i64::MAX),
+        ascii_lengths: Some((0, usize::MAX)),
         min_items: None,
         max_items: None,
         items: Node::Any,
@@ -252,7 +257,7 @@ impl Checks {
     #[inline(always)]
     fn integer(&self, magnitude: u64, negative: bool) -> bool {
         // Beyond 2^53 a bound could not be compared exactly.
-        if !self.admits(INTEGER) || magnitude > EXACT_F64_INTEGER {
+        if magnitude > EXACT_F64_INTEGER {
             return false;
         }
         let n = if negative {
@@ -264,8 +269,11 @@ impl Checks {
     }
 
     /// The integers that meet the bounds: rounded inward; a bound beyond `i64` saturates, still
-    /// beyond every integer compared (those are at most 2^53 in magnitude).
+    /// beyond every integer compared (those are at most 2^53 in magnitude). None if not admitted.
     fn integer_range(&self) -> (i64, i64) {
+        if !self.admits(INTEGER) {
+            return (i64::MAX, i64::MIN);
+        }
         let mut range = (i64::MIN, i64::MAX);
         if let Some(m) = self.minimum {
             range.0 = range.0.max(m.ceil() as i64);
@@ -293,6 +301,26 @@ impl Checks {
             && self.maximum.is_none_or(|m| n <= m)
             && self.exclusive_minimum.is_none_or(|m| n > m)
             && self.exclusive_maximum.is_none_or(|m| n < m)
+    }
+
+    /// The byte lengths that decide a string of ASCII but for the pattern, if nothing else does: a
+    /// string's length in code points is then its length in bytes.
+    fn ascii_lengths(&self) -> Option<(usize, usize)> {
+        (self.types & STRING != 0 && self.enum_strings.is_none() && !self.date_time).then(|| {
+            (
+                self.min_length.unwrap_or(0),
+                self.max_length.unwrap_or(usize::MAX),
+            )
+        })
+    }
+
+    /// A string of ASCII that the pattern (if any) matches.
+    #[inline(always)]
+    fn ascii_string(&self, written: &[u8]) -> bool {
+        match self.ascii_lengths {
+            Some((min, max)) => (min..=max).contains(&written.len()),
+            None => self.string_but_pattern(written),
+        }
     }
 
     /// A string's bytes, which are valid UTF-8.

@@ -81,6 +81,7 @@ pub(super) fn compile(schema: &Value) -> Result<Node, Unsupported> {
         return unsupported("too many properties");
     }
     checks.integers = checks.integer_range();
+    checks.ascii_lengths = checks.ascii_lengths();
     checks.keys = Keys::new(checks.properties.iter().map(|(name, _)| name.as_str()));
     Ok(Node::Checked(Box::new(checks)))
 }

@@ -205,7 +205,7 @@ impl<'a> Scan<'a> {
         {
             let written = &rest[..len];
             self.at = start + len + 2;
-            check(checks.string_but_pattern(written))?;
+            check(checks.ascii_string(written))?;
             if let Some(out) = keep {
                 *out = Some(std::str::from_utf8(written).ok()?.to_owned());
             }
@@ -214,7 +214,9 @@ impl<'a> Scan<'a> {
         if let Some(len) = short_plain(rest) {
             let written = &rest[..len];
             self.at = start + len + 2;
-            check(checks.string(written))?;
+            check(
+                checks.ascii_string(written) && checks.pattern.as_ref().is_none_or(|p| p.is_match(written)),
+            )?;
             if let Some(out) = keep {
                 *out = Some(std::str::from_utf8(written).ok()?.to_owned());
             }

@@ -671,3 +671,36 @@ fn short_and_patterned_strings_are_decided_as_the_full_validator_decides_them() 
         decided(format!(r#"{{"s":"abc","q":"{q}"}}"#).replace("}", "\n}"));
     }
 }
+
+#[test]
+fn a_strings_length_decides_it_only_when_no_other_check_applies() {
+    let c = contract(json!({
+        "type": "object", "x-streamlake-partition-key": "k", "required": ["k"],
+        "properties": {
+            "k": {"type": "string"},
+            "e": {"enum": ["ab", "cd"], "maxLength": 5},
+            "d": {"type": "string", "format": "date-time", "maxLength": 30},
+            "n": {"type": "integer", "minLength": 1},
+            "s": {"type": ["string", "integer"], "minLength": 2, "maxLength": 2}
+        }
+    }));
+    for (member, certainly) in [
+        (r#""e":"ab""#, true),
+        (r#""e":"ac""#, false),
+        (r#""e":"""#, false),
+        (r#""e":1"#, false),
+        (r#""d":"2025-01-02T10:00:00Z""#, true),
+        (r#""d":"2025-01-02T10:00:00""#, false),
+        (r#""d":"x""#, false),
+        (r#""n":"ab""#, false),
+        (r#""n":3"#, true),
+        (r#""s":"ab""#, true),
+        (r#""s":"a""#, false),
+        (r#""s":"abc""#, false),
+        (r#""s":7"#, true),
+        (r#""k":7"#, false),
+    ] {
+        let payload = format!(r#"{{"k":"x",{member}}}"#);
+        assert_eq!(sound(&c, payload.as_bytes()), certainly, "{payload}");
+    }
+}
