@@ -37,8 +37,8 @@
 //! Encoding is deterministic and file boundaries are counted from the committed offset, so reprocessing
 //! after a crash produces the same objects under the same names; an existing name is overwritten with
 //! different bytes only if two files of the same offsets share a CRC32C (1 in 2^32, and only writers
-//! racing on unlisted offsets can meet it). Under memory pressure buffers are sealed early, so boundaries may differ on a re-read;
-//! the planning rule above still lands each offset once.
+//! racing on unlisted offsets can meet it). Under memory pressure buffers are sealed early, so boundaries
+//! may differ on a re-read; the planning rule above still lands each offset once.
 //!
 //! One window remains for the DLQ *topic*: if the process dies after the broker acknowledged a DLQ record
 //! but before the metadata listed it, the re-read sends it again. The metadata lists it once, and each

@@ -3,7 +3,8 @@
 //! `raw/dataset=<name>/ingestion_date=YYYY-MM-DD/` holds the data files of one UTC day and its
 //! `_metadata.json`. The day comes from the Kafka record timestamp, so a re-read lands in the same place.
 //! A data file is named after its Kafka partition, its first and last offset, and a digest of its bytes
-//! (their CRC32C, as listed in the metadata): `p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1.jsonl.gz`.
+//! (their CRC32C, as listed in the metadata):
+//! `p00003-o00000000000000001000-o00000000000000001099-3fa9c2e1.jsonl.gz`.
 //! Equal bytes therefore get equal names, and a rewrite of the same records is a rewrite of the same
 //! object; two different files for the same offsets share a name only by a 1-in-2^32 accident.
 

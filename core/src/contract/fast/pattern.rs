@@ -256,14 +256,7 @@ mod tests {
         for (pattern, alphabet) in patterns {
             let full = dfa(pattern).expect("a DFA");
             let fast = Pattern::compile(pattern).expect("a pattern");
-            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
-            let mut last: Vec<Vec<u8>> = vec![Vec::new()];
-            for _ in 0..6 {
-                last = (last.iter())
-                    .flat_map(|t| alphabet.iter().map(move |&b| [t.as_slice(), &[b]].concat()))
-                    .collect();
-                texts.extend(last.iter().cloned());
-            }
+            let mut texts = every_text(alphabet, 6);
             // Longer texts: pseudo-random over the same bytes.
             let mut seed = 0x9e37_79b9_u32;
             for len in 7..40 {
@@ -293,6 +286,19 @@ mod tests {
         }
     }
 
+    /// Every text of at most `max_len` bytes drawn from `alphabet`, the empty one included.
+    fn every_text(alphabet: &[u8], max_len: usize) -> Vec<Vec<u8>> {
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..max_len {
+            last = (last.iter())
+                .flat_map(|t| alphabet.iter().map(move |&b| [t.as_slice(), &[b]].concat()))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        texts
+    }
+
     /// The walk over a string as written answers only for a plain string that the DFA matches, ending it
     /// at the first quote; for an anchored pattern it answers for every such string.
     #[test]
@@ -311,14 +317,7 @@ mod tests {
             let full = dfa(pattern).expect("a DFA");
             let fast = Pattern::compile(pattern).expect("a pattern");
             let bytes: Vec<u8> = alphabet.iter().chain(&special).copied().collect();
-            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
-            let mut last: Vec<Vec<u8>> = vec![Vec::new()];
-            for _ in 0..5 {
-                last = (last.iter())
-                    .flat_map(|t| bytes.iter().map(move |&b| [t.as_slice(), &[b]].concat()))
-                    .collect();
-                texts.extend(last.iter().cloned());
-            }
+            let mut texts = every_text(&bytes, 5);
             texts.push(b"123456789012345678.123456\"".to_vec());
             texts.push(b"1234567890123456789\"".to_vec());
             texts.push([b"sku-".as_slice(), &[b'7'; 300], b"\""].concat());
