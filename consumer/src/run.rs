@@ -274,7 +274,9 @@ fn poll_thread(
         ranges
             .iter()
             .filter(|r| r.start >= r.end)
-            .for_each(|r: &PartitionRange| bounds.reached(r.partition));
+            .for_each(|r: &PartitionRange| {
+                bounds.reached(r.partition);
+            });
         lock(&core).set_bounds(bounds);
         let open: Vec<PartitionRange> = ranges.into_iter().filter(|r| r.start < r.end).collect();
         consumer.assign(&bounded::assignment(&topic, &open)?)?;
@@ -290,14 +292,29 @@ fn poll_thread(
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        if !lock(&core).wants_records() {
-            // Memory is full: let landings finish (librdkafka's queue is bounded by its own limit).
+        let (holding, all_read) = {
+            let guard = lock(&core);
+            (!guard.wants_records(), guard.all_read())
+        };
+        if holding || all_read {
+            // Memory is full (librdkafka's queue is bounded by its own limit), or a bounded run read every
+            // range: wait for landings, not for Kafka, so the end is seen as soon as the last one lands.
             let mut guard = lock(&core);
-            guard.await_landing(HOLD_STEP);
+            if holding {
+                guard.await_landing(HOLD_STEP);
+            }
             let now = Instant::now();
             guard.tick(&consumer, now);
             health.polled(now);
             next_tick = now + TICK_EVERY;
+            if guard.bounded_done() {
+                info!("bounded mode: every range is landed");
+                end = PollEnd::RangesLanded;
+                break;
+            }
+            if all_read {
+                guard.await_landing(POLL_TIMEOUT);
+            }
             continue;
         }
         // No lock is held while polling: rebalance callbacks inside `poll` take it.
@@ -326,8 +343,15 @@ fn poll_thread(
         }
     }
     lock(&core).shutdown(&consumer);
-    // Dropping the consumer leaves the group; its revoke callback finds nothing left to drain.
-    drop(consumer);
+    if end == PollEnd::RangesLanded {
+        // Everything is durable, a bounded run has no group to leave, and the process exits next: closing
+        // the client (and, through the landing context its callbacks hold, the DLQ producer) would only
+        // wait out their 100 ms poll steps.
+        std::mem::forget(consumer);
+    } else {
+        // Dropping the consumer leaves the group; its revoke callback finds nothing left to drain.
+        drop(consumer);
+    }
     info!("stopped");
     Ok(end)
 }

@@ -46,19 +46,25 @@ pub struct SinkSettings {
 pub struct Bounds {
     ends: BTreeMap<i32, i64>,
     reached: BTreeSet<i32>,
+    /// Every partition reached its end (asked once per record, so kept rather than computed).
+    all_reached: bool,
 }
 
 impl Bounds {
     pub fn new(ends: BTreeMap<i32, i64>) -> Self {
         Self {
+            all_reached: ends.is_empty(),
             ends,
             reached: BTreeSet::new(),
         }
     }
 
-    /// Marks a partition as finished (its start is at or past its end, or its end was read).
-    pub fn reached(&mut self, partition: i32) {
-        self.reached.insert(partition);
+    /// Marks a partition as finished (its start is at or past its end, or its end was read); true if it
+    /// was not before.
+    pub fn reached(&mut self, partition: i32) -> bool {
+        let newly = self.reached.insert(partition);
+        self.all_reached = self.ends.keys().all(|p| self.reached.contains(p));
+        newly
     }
 
     fn end(&self, partition: i32) -> i64 {
@@ -162,7 +168,7 @@ impl SinkCore {
         let (partition, offset) = (record.partition, record.offset);
         if let Some(bounds) = &mut self.bounds {
             let end = bounds.end(partition);
-            if offset + 1 >= end && bounds.reached.insert(partition) {
+            if offset + 1 >= end && bounds.reached(partition) {
                 pause_partition(consumer, &self.topic, partition);
             }
             if offset >= end {
@@ -194,7 +200,7 @@ impl SinkCore {
             tpl.find_partition(&self.topic, partition)
                 .and_then(|p| p.offset().to_raw())
         });
-        if position.is_some_and(|p| p >= bounds.end(partition)) && bounds.reached.insert(partition) {
+        if position.is_some_and(|p| p >= bounds.end(partition)) && bounds.reached(partition) {
             pause_partition(consumer, &self.topic, partition);
         }
     }
@@ -454,11 +460,14 @@ impl SinkCore {
         }
     }
 
+    /// Bounded mode: every partition reached its end, so Kafka has nothing more for this run.
+    pub fn all_read(&self) -> bool {
+        self.bounds.as_ref().is_some_and(|b| b.all_reached)
+    }
+
     /// Bounded mode: every partition reached its end and everything read is durable.
     pub fn bounded_done(&mut self) -> bool {
-        let Some(bounds) = &self.bounds else { return false };
-        let all_reached = bounds.ends.keys().all(|p| bounds.reached.contains(p));
-        all_reached && self.buffers.is_empty() && self.trackers.values_mut().all(|t| t.is_settled())
+        self.all_read() && self.buffers.is_empty() && self.trackers.values_mut().all(|t| t.is_settled())
     }
 
     /// SIGTERM: stop reading, land everything, commit.
