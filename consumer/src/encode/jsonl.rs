@@ -83,27 +83,30 @@ fn append_line(
     event: &ValidEvent,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    write!(
-        line,
-        r#"{{"_partition":{partition},"_offset":{offset},"_timestamp":""#
-    )?;
+    // Integers through itoa: `write!` and its formatting machinery showed in profiles (~1.5% of the CPU).
+    let mut digits = itoa::Buffer::new();
+    line.extend_from_slice(br#"{"_partition":"#);
+    line.extend_from_slice(digits.format(partition).as_bytes());
+    line.extend_from_slice(br#","_offset":"#);
+    line.extend_from_slice(digits.format(offset).as_bytes());
+    line.extend_from_slice(br#","_timestamp":""#);
     seconds.append(line, event.timestamp);
     line.extend_from_slice(br#"","_key":"#);
     serde_json::to_writer(&mut *line, &event.key)?;
     line.extend_from_slice(br#","_event_id":"#);
     serde_json::to_writer(&mut *line, &event.event_id)?;
-    write!(line, r#","_schema_version":{}"#, event.schema_version)?;
+    line.extend_from_slice(br#","_schema_version":"#);
+    line.extend_from_slice(digits.format(event.schema_version).as_bytes());
     match object_members(payload) {
         Some(members) => {
             line.push(b',');
             let start = line.len();
             line.extend_from_slice(members);
             // Raw line breaks can only be whitespace between tokens in valid JSON (strings escape them).
-            // Copied first and replaced in place: both loops run many bytes at a time.
-            for byte in &mut line[start..] {
-                if *byte == b'\n' || *byte == b'\r' {
-                    *byte = b' ';
-                }
+            // Most records have none: memchr finds that a vector at a time, where a byte loop was ~7% of
+            // the consumer's CPU.
+            for at in memchr::memchr2_iter(b'\n', b'\r', members) {
+                line[start + at] = b' ';
             }
         }
         None => line.push(b'}'),
