@@ -47,6 +47,9 @@ pub struct OpenBuffers {
     open: HashMap<(i32, IngestionDate), OpenBuffer>,
     next_id: UnitId,
     bytes: usize,
+    /// The UTC day number (of the Unix epoch) and date of the last record: records mostly share their day,
+    /// and the calendar arithmetic showed in profiles.
+    last_day: Option<(i64, IngestionDate)>,
 }
 
 impl OpenBuffers {
@@ -57,6 +60,7 @@ impl OpenBuffers {
             open: HashMap::new(),
             next_id: 1,
             bytes: 0,
+            last_day: None,
         }
     }
 
@@ -85,7 +89,7 @@ impl OpenBuffers {
 
     /// Adds a record to its buffer; returns the unit it belongs to, and the sealed unit if it is now full.
     pub fn append(&mut self, record: SourceRecord, now: Instant) -> (UnitId, Option<SealedUnit>) {
-        let key = (record.partition, record.ingestion_date());
+        let key = (record.partition, self.date_of(&record));
         let charged = record.charged_bytes();
         let next_id = &mut self.next_id;
         let buffer = self.open.entry(key).or_insert_with(|| {
@@ -106,6 +110,20 @@ impl OpenBuffers {
             || buffer.bytes >= self.policy.max_bytes
             || self.pressure_limit.is_some_and(|limit| buffer.bytes >= limit);
         (id, full.then(|| self.seal(key)).flatten())
+    }
+
+    /// The record's ingestion date, from the last record's when they share their UTC day.
+    fn date_of(&mut self, record: &SourceRecord) -> IngestionDate {
+        const MILLIS_PER_DAY: i64 = 86_400_000;
+        let day = record.timestamp.unwrap_or(0).div_euclid(MILLIS_PER_DAY);
+        match self.last_day {
+            Some((last, date)) if last == day => date,
+            _ => {
+                let date = record.ingestion_date();
+                self.last_day = Some((day, date));
+                date
+            }
+        }
     }
 
     /// Seals every buffer older than the age limit.
@@ -297,6 +315,30 @@ mod tests {
         assert_eq!(sealed.len(), 2);
         assert_eq!(sealed.iter().map(|u| u.records.len()).sum::<usize>(), 3);
         assert!(!buffers.is_empty(), "partition 1 stays open");
+    }
+
+    #[test]
+    fn each_unit_has_the_date_of_its_records() {
+        let now = Instant::now();
+        let mut buffers = OpenBuffers::new(policy(1, usize::MAX, 60_000));
+        let timestamps = [
+            Some(20_000 * DAY_MS - 1),
+            Some(20_000 * DAY_MS),
+            Some(20_000 * DAY_MS - 1),
+            None,
+            Some(-1),
+            Some(i64::MAX),
+            Some(i64::MAX - 1),
+            Some(0),
+        ];
+        for (offset, timestamp) in timestamps.into_iter().enumerate() {
+            let mut record = record(0, offset as i64, 0, 1);
+            record.timestamp = timestamp;
+            let expected = record.ingestion_date();
+            let (_, sealed) = buffers.append(record, now);
+            let unit = sealed.expect("one record per unit");
+            assert_eq!(unit.date, expected, "timestamp {timestamp:?}");
+        }
     }
 
     #[test]
