@@ -303,6 +303,14 @@ impl<'a> Scan<'a> {
             self.at += 1;
             return check(checks.integer(u64::from(digit - b'0'), false)).map(|()| true);
         }
+        // Two digits (a quantity from 10 to 99) likewise, with no leading zero.
+        if let [tens @ b'1'..=b'9', ones @ b'0'..=b'9', after, ..] = *rest
+            && !matches!(after, b'0'..=b'9' | b'.' | b'e' | b'E')
+        {
+            self.at += 2;
+            let n = u64::from(tens - b'0') * 10 + u64::from(ones - b'0');
+            return check(checks.integer(n, false)).map(|()| true);
+        }
         let negative = rest.first() == Some(&b'-');
         let unsigned = &rest[usize::from(negative)..];
         let digits = leading_digits(unsigned);

@@ -230,12 +230,16 @@ fn the_byte_reader_follows_json_grammar_exactly() {
         "1E",
         "1e+-1",
     ];
-    // A lone digit and whatever may follow it: decided exactly (`1.`, `1e` and `1-` are not JSON).
-    for digit in '0'..='9' {
+    // One or two digits and whatever may follow them: decided exactly (`1.`, `1e`, `1-` and `01` are not
+    // JSON).
+    let short = (0..100)
+        .map(|n| n.to_string())
+        .chain(["00", "01", "09"].map(String::from));
+    for digits in short {
         for after in [
             "", " ", "\n", "0", "5", ".", ".5", "e", "E", "-", "+", "x", "\"", "]", "}",
         ] {
-            let payload = event(r#""o""#, &format!("{digit}{after}"));
+            let payload = event(r#""o""#, &format!("{digits}{after}"));
             assert_eq!(
                 sound(&c, payload.as_bytes()),
                 full_check(&c, payload.as_bytes()),
@@ -328,6 +332,9 @@ fn integers_meet_every_kind_of_bound_exactly_as_the_full_validator_compares_them
         1.0,
         1.5,
         2.0,
+        12.0,
+        12.5,
+        13.0,
         9_007_199_254_740_993.0,
         1e300,
     ];
@@ -339,6 +346,11 @@ fn integers_meet_every_kind_of_bound_exactly_as_the_full_validator_compares_them
         "-1",
         "-2",
         "-3",
+        "10",
+        "12",
+        "13",
+        "99",
+        "-12",
         "9007199254740992",
         "-9007199254740992",
     ];
@@ -348,6 +360,9 @@ fn integers_meet_every_kind_of_bound_exactly_as_the_full_validator_compares_them
         "1.0",
         "1e2",
         "01",
+        "012",
+        "12.",
+        "12e1",
         "-",
         "1.",
         "2e",
