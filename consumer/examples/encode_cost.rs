@@ -1,0 +1,184 @@
+//! What encoding a run costs per record, through the consumer's own `Encoder::encode_run`.
+//!
+//! The records are like bench/consumer/run's varied ones: 10,000 distinct orders of ~985 bytes (every
+//! field drawn from a seeded generator, line items added up to the size), each record one of them picked
+//! at random, as `kafka-producer-perf-test --payload-file` does, with no key and no headers. With
+//! `ingest`, records carry a key (the order id) and an `event_id` header, as the ingest API produces.
+//! The contract is contracts/orders.v1.json. Each round encodes the same run into one file.
+//!
+//! Run: `cargo run --release -p streamlake-consumer --example encode_cost [ROUNDS [parquet|jsonl
+//! [RECORDS [bench|ingest]]]]`. Instructions per record: run it under
+//! `valgrind --tool=cachegrind --cache-sim=no` at two round counts and divide the difference by the
+//! records encoded in between. The printed digest is over the rows read back from the file, so two
+//! versions of the encoder can be compared for the same content.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rdkafka::message::{Header, OwnedHeaders};
+use serde_json::Value;
+use streamlake_consumer::classify::Classifier;
+use streamlake_consumer::encode::Encoder;
+use streamlake_consumer::readback::read_rows;
+use streamlake_consumer::record::SourceRecord;
+use streamlake_core::contract::{Contract, ContractRegistry};
+use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::FileFormat;
+
+/// bench/consumer/run's RECORD_BYTES: line items are added while the order is shorter than this − 60.
+const RECORD_BYTES: usize = 1024;
+const DISTINCT_ORDERS: usize = 10_000;
+const CURRENCIES: [&str; 5] = ["EUR", "USD", "GBP", "JPY", "CHF"];
+
+/// splitmix64: a tiny deterministic generator, enough to vary every field.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One varied order, compact JSON, as the bench's Python generator shapes it.
+fn order(rng: &mut Rng) -> String {
+    let head = format!(
+        r#"{{"order_id":"o-{}","customer_id":"c-{}","amount":"{}.{:02}","currency":"{}","created_at":"2025-01-02T{:02}:{:02}:{:02}Z","line_items":["#,
+        rng.below(1_000_000_000),
+        rng.below(1_000_000),
+        1 + rng.below(99_999),
+        rng.below(100),
+        CURRENCIES[rng.below(5) as usize],
+        rng.below(24),
+        rng.below(60),
+        rng.below(60),
+    );
+    let mut event = head;
+    let mut first = true;
+    while event.len() + 2 < RECORD_BYTES - 60 {
+        if !first {
+            event.push(',');
+        }
+        first = false;
+        event.push_str(&format!(
+            r#"{{"sku":"sku-{:06}","quantity":{},"unit_price":"{}.{:02}"}}"#,
+            rng.below(1_000_000),
+            1 + rng.below(19),
+            rng.below(1000),
+            rng.below(100),
+        ));
+    }
+    event.push_str("]}");
+    event
+}
+
+fn records(count: usize, ingest: bool) -> Vec<SourceRecord> {
+    let mut rng = Rng(7);
+    let orders: Vec<Bytes> = (0..DISTINCT_ORDERS)
+        .map(|_| Bytes::from(order(&mut rng)))
+        .collect();
+    (0..count)
+        .map(|i| {
+            let payload = orders[rng.below(DISTINCT_ORDERS as u64) as usize].clone();
+            let (key, headers) = if ingest {
+                let event: Value = serde_json::from_slice(&payload).expect("an order");
+                let key = event["order_id"].as_str().expect("an order id").to_owned();
+                let id = format!("{:016x}{:016x}", rng.next(), rng.next());
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "event_id",
+                        value: Some(&id),
+                    })
+                    .insert(Header {
+                        key: "schema_version",
+                        value: Some("1"),
+                    });
+                (Some(Bytes::from(key)), Some(headers))
+            } else {
+                (None, None)
+            };
+            SourceRecord {
+                partition: 0,
+                offset: 1_000_000 + i as i64,
+                // About 50k records a second, as a busy partition is read.
+                timestamp: Some(1_735_787_309_000 + i as i64 / 50),
+                key,
+                payload: Some(payload),
+                headers,
+            }
+        })
+        .collect()
+}
+
+/// FNV-1a over the rows read back, to compare encoders by content rather than bytes.
+fn digest(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().map_or(Ok(20), |r| r.parse())?;
+    let format = match args.next().as_deref() {
+        None | Some("parquet") => FileFormat::Parquet,
+        Some("jsonl") => FileFormat::Jsonl,
+        Some(other) => return Err(format!("unknown format {other} (parquet or jsonl)").into()),
+    };
+    let count: usize = args.next().map_or(Ok(16_384), |n| n.parse())?;
+    let ingest = match args.next().as_deref() {
+        None | Some("bench") => false,
+        Some("ingest") => true,
+        Some(other) => return Err(format!("unknown records {other} (bench or ingest)").into()),
+    };
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let dataset = DatasetName::new("orders")?;
+    let mut registry = ContractRegistry::default();
+    registry.insert(Contract::from_schema(dataset.clone(), 1, schema)?)?;
+    let registry = Arc::new(registry);
+    let contract = registry.latest(dataset.as_str()).ok_or("no contract")?.clone();
+    let classifier = Classifier::new(dataset, registry, 1 << 20)?;
+    let encoder = Encoder::new(format, &contract, "encode_cost".into(), 64 << 20)?;
+
+    let records = records(count, ingest);
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let json_bytes: usize = records
+        .iter()
+        .map(|r| r.payload.as_ref().map_or(0, Bytes::len))
+        .sum();
+    let mut last = None;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let run = encoder.encode_run(0, &refs, &classifier)?;
+        if !run.rejected.is_empty() {
+            return Err(format!("{} records rejected", run.rejected.len()).into());
+        }
+        last = run.file;
+    }
+    let elapsed = started.elapsed();
+    let file = last.ok_or("no rounds, no file")?;
+    let rows = read_rows(format, file.data.clone())?;
+    if rows.len() != count {
+        return Err(format!("{} rows read back, {count} written", rows.len()).into());
+    }
+    println!(
+        "{format:?}: {count} records ({} JSON bytes each on average), {rounds} rounds: {:.0} ns/record, \
+         file {} bytes, rows digest {:016x}",
+        json_bytes / count,
+        elapsed.as_nanos() as f64 / (rounds * count) as f64,
+        file.data.len(),
+        digest(&serde_json::to_string(&rows)?),
+    );
+    Ok(())
+}
