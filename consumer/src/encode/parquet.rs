@@ -187,12 +187,21 @@ impl ColumnBuilder {
 
     fn finish(&mut self) -> ArrayRef {
         match self {
-            Self::Utf8(b) => Arc::new(b.finish()),
+            Self::Utf8(b) => finish_strings(b),
             Self::Int64(b) => Arc::new(b.finish()),
             Self::Float64(b) => Arc::new(b.finish()),
             Self::Boolean(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// Finishes a batch of text and gives the builder room for as many bytes again (and a little more): a
+/// builder starts empty after `finish`, and regrowing it by doubling copied most of each batch's text.
+fn finish_strings(builder: &mut StringBuilder) -> ArrayRef {
+    let bytes = builder.values_slice().len();
+    let array = builder.finish();
+    *builder = StringBuilder::with_capacity(BATCH_ROWS, bytes + bytes / 32);
+    Arc::new(array)
 }
 
 /// A JSON object of raw values, keys in order.
@@ -321,12 +330,12 @@ impl ParquetFileWriter {
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
             Arc::new(self.timestamp.finish()),
-            Arc::new(self.key.finish()),
-            Arc::new(self.event_id.finish()),
+            finish_strings(&mut self.key),
+            finish_strings(&mut self.event_id),
             Arc::new(self.schema_version.finish()),
         ];
         arrays.extend(self.values.iter_mut().map(ColumnBuilder::finish));
-        arrays.push(Arc::new(self.extra.finish()));
+        arrays.push(finish_strings(&mut self.extra));
         let batch = RecordBatch::try_new(self.columns.schema(), arrays)?;
         self.writer.write(&batch)?;
         Ok(())
