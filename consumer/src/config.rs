@@ -83,8 +83,8 @@ pub struct LimitArgs {
     #[arg(long, env = "STREAMLAKE_MAX_CONCURRENT_LANDINGS", default_value_t = 4)]
     pub max_concurrent_landings: usize,
     /// Record bytes librdkafka may prefetch (queued.max.messages.kbytes, at least 1MiB; counted
-    /// decompressed). Each fetch asks for 1MiB of compressed batches, decompressed whole on arrival.
-    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    /// decompressed). Each fetch asks for 2MiB of compressed batches, decompressed whole on arrival.
+    #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "8MiB", value_parser = parse_bytes)]
     pub fetch_buffer_bytes: usize,
     /// How often durable offsets are committed.
     #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
