@@ -7,7 +7,7 @@
 //! The contract is contracts/orders.v1.json. Each round encodes the same run into one file.
 //!
 //! Run: `cargo run --release -p streamlake-consumer --example encode_cost [ROUNDS [parquet|jsonl
-//! [RECORDS [bench|ingest]]]]`. Instructions per record: run it under
+//! [RECORDS [bench|ingest]]]]`; `parquet:zstd` (or `:snappy`, `:lz4`, `:none`) picks the page codec. Instructions per record: run it under
 //! `valgrind --tool=cachegrind --cache-sim=no` at two round counts and divide the difference by the
 //! records encoded in between. The printed digest is over the rows read back from the file, so two
 //! versions of the encoder can be compared for the same content.
@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use clap::ValueEnum;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::Value;
 use streamlake_consumer::classify::Classifier;
-use streamlake_consumer::encode::Encoder;
+use streamlake_consumer::encode::{Encoder, ParquetCompression};
 use streamlake_consumer::readback::read_rows;
 use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
@@ -129,10 +130,17 @@ fn digest(text: &str) -> u64 {
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().map_or(Ok(20), |r| r.parse())?;
-    let format = match args.next().as_deref() {
-        None | Some("parquet") => FileFormat::Parquet,
-        Some("jsonl") => FileFormat::Jsonl,
-        Some(other) => return Err(format!("unknown format {other} (parquet or jsonl)").into()),
+    let (format, compression) = match args
+        .next()
+        .as_deref()
+        .map(|f| f.split_once(':').unwrap_or((f, "")))
+    {
+        None | Some(("parquet", "")) => (FileFormat::Parquet, ParquetCompression::default()),
+        Some(("parquet", codec)) => (FileFormat::Parquet, ParquetCompression::from_str(codec, false)?),
+        Some(("jsonl", "")) => (FileFormat::Jsonl, ParquetCompression::default()),
+        Some((other, _)) => {
+            return Err(format!("unknown format {other} (parquet, parquet:CODEC or jsonl)").into());
+        }
     };
     let count: usize = args.next().map_or(Ok(16_384), |n| n.parse())?;
     let ingest = match args.next().as_deref() {
@@ -149,7 +157,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let registry = Arc::new(registry);
     let contract = registry.latest(dataset.as_str()).ok_or("no contract")?.clone();
     let classifier = Classifier::new(dataset, registry, 1 << 20)?;
-    let encoder = Encoder::new(format, &contract, "encode_cost".into(), 64 << 20)?;
+    let encoder = Encoder::new(format, &contract, "encode_cost".into(), 64 << 20)?
+        .with_parquet_compression(compression);
 
     let records = records(count, ingest);
     let refs: Vec<&SourceRecord> = records.iter().collect();

@@ -8,6 +8,8 @@ use clap::{Args, Parser};
 use streamlake_core::kafka::{KafkaArgs, ProducerArgs};
 use streamlake_core::rawzone::{FileFormat, StoreLocation};
 
+use crate::encode::ParquetCompression;
+
 /// Lands a dataset's raw topic in the raw zone. Runs until SIGTERM, or with --bounded until the given
 /// ranges are landed (exit 0).
 #[derive(Debug, Clone, Parser)]
@@ -32,6 +34,10 @@ pub struct Config {
     /// File format: jsonl, jsonl.gz, jsonl.zst or parquet.
     #[arg(long, env = "STREAMLAKE_FORMAT", default_value = "jsonl")]
     pub format: FileFormat,
+
+    /// Codec of Parquet pages: snappy, zstd (smaller files, more CPU), lz4 (Parquet's LZ4_RAW) or none.
+    #[arg(long, env = "STREAMLAKE_PARQUET_COMPRESSION", value_enum, default_value_t = ParquetCompression::Snappy)]
+    pub parquet_compression: ParquetCompression,
 
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "STREAMLAKE_LISTEN", default_value = "0.0.0.0:8080")]
@@ -294,6 +300,7 @@ mod tests {
         ])
         .expect("parse");
         assert_eq!(config.format, FileFormat::Jsonl);
+        assert_eq!(config.parquet_compression, ParquetCompression::Snappy);
         assert_eq!(config.rotation.max_file_bytes, 32 << 20);
         assert!(matches!(config.raw_zone, StoreLocation::Gcs { .. }));
         assert!(!config.bounded.bounded);

@@ -79,7 +79,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         &contract,
         WRITER_VERSION.to_owned(),
         config.limits.max_buffered_bytes / 2,
-    )?;
+    )?
+    .with_parquet_compression(config.parquet_compression);
     let store = RawZoneStore::open(&config.raw_zone, &config.gcs.options()).await?;
     let layout = RawZoneLayout::new(dataset.clone());
     let metrics = Arc::new(Metrics::new());

@@ -21,7 +21,7 @@ use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat, file_checksu
 use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
 
-pub use self::parquet::{ColumnKind, ParquetColumns};
+pub use self::parquet::{ColumnKind, ParquetColumns, ParquetCompression};
 use self::pool::BufferPool;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +59,15 @@ pub struct EncodedRun {
 pub struct Encoder {
     format: FileFormat,
     columns: Option<ParquetColumns>,
+    compression: ParquetCompression,
     writer_version: String,
     buffers: Arc<BufferPool>,
 }
 
 impl Encoder {
-    /// For Parquet, the columns come from the dataset's newest contract. Up to `kept_buffer_bytes` of
-    /// file buffers are kept between files.
+    /// For Parquet, the columns come from the dataset's newest contract and the pages are compressed
+    /// with the default [`ParquetCompression`]. Up to `kept_buffer_bytes` of file buffers are kept
+    /// between files.
     pub fn new(
         format: FileFormat,
         contract: &Contract,
@@ -79,9 +81,15 @@ impl Encoder {
         Ok(Self {
             format,
             columns,
+            compression: ParquetCompression::default(),
             writer_version,
             buffers: BufferPool::new(kept_buffer_bytes),
         })
+    }
+
+    /// The codec of Parquet pages; other formats have theirs in their [`FileFormat`].
+    pub fn with_parquet_compression(self, compression: ParquetCompression) -> Self {
+        Self { compression, ..self }
     }
 
     pub fn format(&self) -> FileFormat {
@@ -108,6 +116,7 @@ impl Encoder {
         let mut writer = match &self.columns {
             Some(columns) => FormatWriter::Parquet(Box::new(parquet::ParquetFileWriter::new(
                 columns,
+                self.compression,
                 &self.writer_version,
                 buffer,
             )?)),

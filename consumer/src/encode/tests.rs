@@ -123,6 +123,40 @@ fn every_format_round_trips_the_valid_records_and_rejects_the_poison() {
 }
 
 #[test]
+fn every_parquet_codec_writes_its_pages_with_it_and_reads_back_the_same_rows() {
+    use ::parquet::file::reader::{FileReader, SerializedFileReader};
+    use clap::ValueEnum;
+
+    let records = sample();
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let (encoder, classifier) = setup(FileFormat::Parquet);
+    let mut read = Vec::new();
+    for &compression in ParquetCompression::value_variants() {
+        let encoder = encoder.clone().with_parquet_compression(compression);
+        let file = encoder
+            .encode_run(2, &refs, &classifier)
+            .expect("encode")
+            .file
+            .expect("a file");
+        let reader = SerializedFileReader::new(file.data.clone()).expect("a Parquet file");
+        let codec = reader.metadata().row_group(0).column(0).compression();
+        let expected = match compression {
+            ParquetCompression::Snappy => "SNAPPY",
+            ParquetCompression::Zstd => "ZSTD",
+            ParquetCompression::Lz4 => "LZ4_RAW",
+            ParquetCompression::None => "UNCOMPRESSED",
+        };
+        assert!(
+            codec.to_string().starts_with(expected),
+            "{compression:?}: {codec}"
+        );
+        read.push(read_rows(FileFormat::Parquet, file.data).expect("read back"));
+    }
+    assert_eq!(read.len(), 4);
+    assert!(read.iter().all(|rows| rows == &read[0] && rows.len() == 3));
+}
+
+#[test]
 fn parquet_keeps_values_that_do_not_fit_their_column_in_extra() {
     let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
     let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
@@ -254,7 +288,9 @@ fn parquet_rows_are_the_same_from_the_checks_members_and_from_its_own_scan() {
         r#" { "tags" : [] , "id" : "b\u00e9" , "extra" : {"n":1} } "#,
     ];
     let rows = |with_members: bool| {
-        let mut writer = parquet::ParquetFileWriter::new(&columns, "test", Vec::new()).expect("writer");
+        let mut writer =
+            parquet::ParquetFileWriter::new(&columns, ParquetCompression::default(), "test", Vec::new())
+                .expect("writer");
         for (offset, payload) in payloads.iter().enumerate() {
             let mut members = Vec::new();
             if with_members {
