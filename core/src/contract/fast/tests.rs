@@ -644,46 +644,28 @@ fn short_and_patterned_strings_are_decided_as_the_full_validator_decides_them() 
             decided(format!(r#"{{"s":"abc","p":"{s}"}}"#));
         }
     }
-    for p in [
-        "0",
-        "00",
-        "01",
-        "1.5",
-        "1.",
-        ".5",
-        "9.99",
-        "0.01",
-        "1234.5678",
-        "12345.678",
-        "123456789",
-        "1234567890",
-        "0.123456",
-        "0.1234567",
-        "\\u0031",
-        "1\\u002e5",
-        "1\\\\",
-        "1\\\"",
-        "é",
-        "1é",
-        "",
-        "1 ",
-    ] {
-        decided(format!(r#"{{"s":"abc","p":"{p}"}}"#));
+    // `p` or `q` beside a valid `s`.
+    let with_member = |name: &str, value: &str| format!(r#"{{"s":"abc","{name}":"{value}"}}"#);
+    let decimals: [&[&str]; 5] = [
+        &["0", "00", "01", "1.5", "1.", ".5", "9.99", "0.01"],
+        // Lengths around maxLength 9, then decimals around the six allowed.
+        &["1234.5678", "12345.678", "123456789", "1234567890"],
+        &["0.123456", "0.1234567"],
+        // Escapes, which the pattern sees decoded.
+        &["\\u0031", "1\\u002e5", "1\\\\", "1\\\""],
+        &["é", "1é", "", "1 "],
+    ];
+    for p in decimals.concat() {
+        decided(with_member("p", p));
     }
-    for q in [
-        "EUR",
-        "EU",
-        "EURO",
-        "eur",
-        "E\\u0055R",
-        "EU\\\"",
-        "ÉUR",
-        "",
-        "E\\nR",
-    ] {
-        decided(format!(r#"{{"s":"abc","q":"{q}"}}"#));
+    let codes: [&[&str]; 2] = [
+        &["EUR", "EU", "EURO", "eur"],
+        &["E\\u0055R", "EU\\\"", "ÉUR", "", "E\\nR"],
+    ];
+    for q in codes.concat() {
+        decided(with_member("q", q));
         // At the event's very end too (fewer than sixteen bytes after the quote).
-        decided(format!(r#"{{"s":"abc","q":"{q}"}}"#).replace("}", "\n}"));
+        decided(with_member("q", q).replace("}", "\n}"));
     }
 }
 
