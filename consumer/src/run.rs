@@ -299,7 +299,7 @@ fn poll_thread(
             let guard = lock(&core);
             (!guard.wants_records(), guard.all_read())
         };
-        if holding || all_read {
+        let mut guard = if holding || all_read {
             // Memory is full (librdkafka's queue is bounded by its own limit), or a bounded run read every
             // range: wait for landings, not for Kafka, so the end is seen as soon as the last one lands.
             let mut guard = lock(&core);
@@ -310,39 +310,37 @@ fn poll_thread(
             guard.tick(&consumer, now);
             health.polled(now);
             next_tick = now + TICK_EVERY;
-            if guard.bounded_done() {
-                info!("bounded mode: every range is landed");
-                end = PollEnd::RangesLanded;
-                break;
+            guard
+        } else {
+            // No lock is held while polling: rebalance callbacks inside `poll` take it.
+            let polled = consumer.poll(POLL_TIMEOUT);
+            let mut guard = lock(&core);
+            // One clock read per record: at hundreds of thousands of records a second, each read shows.
+            let now = Instant::now();
+            health.polled(now);
+            match polled {
+                None => {}
+                Some(Ok(message)) => {
+                    let record = guard.copy_out(&message);
+                    guard.accept(&consumer, record, now);
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => guard.partition_eof(&consumer, partition),
+                Some(Err(e)) => warn!("Kafka: {e}"),
             }
-            if all_read {
-                guard.await_landing(POLL_TIMEOUT);
+            if now >= next_tick {
+                guard.tick(&consumer, now);
+                next_tick = now + TICK_EVERY;
             }
-            continue;
-        }
-        // No lock is held while polling: rebalance callbacks inside `poll` take it.
-        let polled = consumer.poll(POLL_TIMEOUT);
-        let mut guard = lock(&core);
-        // One clock read per record: at hundreds of thousands of records a second, each read shows.
-        let now = Instant::now();
-        health.polled(now);
-        match polled {
-            None => {}
-            Some(Ok(message)) => {
-                let record = guard.copy_out(&message);
-                guard.accept(&consumer, record, now);
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => guard.partition_eof(&consumer, partition),
-            Some(Err(e)) => warn!("Kafka: {e}"),
-        }
-        if now >= next_tick {
-            guard.tick(&consumer, now);
-            next_tick = now + TICK_EVERY;
-        }
+            guard
+        };
         if guard.bounded_done() {
             info!("bounded mode: every range is landed");
             end = PollEnd::RangesLanded;
             break;
+        }
+        if all_read {
+            // Every range is read, not all of it landed: the next landing, not Kafka, moves the run on.
+            guard.await_landing(POLL_TIMEOUT);
         }
     }
     lock(&core).shutdown(&consumer);
