@@ -1,8 +1,8 @@
 //! What encoding a run costs per record, through the consumer's own `Encoder::encode_run`.
 //!
-//! The records are like bench/consumer/run's varied ones: 10,000 distinct orders of ~985 bytes (every
-//! field drawn from a seeded generator, line items added up to the size), each record one of them picked
-//! at random, as `kafka-producer-perf-test --payload-file` does, with no key and no headers. With
+//! The records are bench/consumer/run's varied ones: its 10,000 distinct orders of ~985 bytes, byte for
+//! byte (its Python generator replayed by `streamlake_testkit::bench_orders`), each record one of them
+//! picked at random, as `kafka-producer-perf-test --payload-file` does, with no key and no headers. With
 //! `ingest`, records carry a key (the order id) and an `event_id` header, as the ingest API produces.
 //! The contract is contracts/orders.v1.json. Each round encodes the same run into one file.
 //!
@@ -27,73 +27,23 @@ use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::FileFormat;
+use streamlake_testkit::bench_orders::{self, PythonRandom, varied_order};
 
-/// bench/consumer/run's RECORD_BYTES: line items are added while the order is shorter than this − 60.
-const RECORD_BYTES: usize = 1024;
 const DISTINCT_ORDERS: usize = 10_000;
-const CURRENCIES: [&str; 5] = ["EUR", "USD", "GBP", "JPY", "CHF"];
-
-/// splitmix64: a tiny deterministic generator, enough to vary every field.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// One varied order, compact JSON, as the bench's Python generator shapes it.
-fn order(rng: &mut Rng) -> String {
-    let head = format!(
-        r#"{{"order_id":"o-{}","customer_id":"c-{}","amount":"{}.{:02}","currency":"{}","created_at":"2025-01-02T{:02}:{:02}:{:02}Z","line_items":["#,
-        rng.below(1_000_000_000),
-        rng.below(1_000_000),
-        1 + rng.below(99_999),
-        rng.below(100),
-        CURRENCIES[rng.below(5) as usize],
-        rng.below(24),
-        rng.below(60),
-        rng.below(60),
-    );
-    let mut event = head;
-    let mut first = true;
-    while event.len() + 2 < RECORD_BYTES - 60 {
-        if !first {
-            event.push(',');
-        }
-        first = false;
-        event.push_str(&format!(
-            r#"{{"sku":"sku-{:06}","quantity":{},"unit_price":"{}.{:02}"}}"#,
-            rng.below(1_000_000),
-            1 + rng.below(19),
-            rng.below(1000),
-            rng.below(100),
-        ));
-    }
-    event.push_str("]}");
-    event
-}
 
 fn records(count: usize, ingest: bool) -> Vec<SourceRecord> {
-    let mut rng = Rng(7);
+    // The picks and event ids come from the same generator, after the orders.
+    let mut rng = PythonRandom::new(bench_orders::SEED);
     let orders: Vec<Bytes> = (0..DISTINCT_ORDERS)
-        .map(|_| Bytes::from(order(&mut rng)))
+        .map(|_| Bytes::from(varied_order(&mut rng)))
         .collect();
     (0..count)
         .map(|i| {
-            let payload = orders[rng.below(DISTINCT_ORDERS as u64) as usize].clone();
+            let payload = orders[rng.below(DISTINCT_ORDERS as u32) as usize].clone();
             let (key, headers) = if ingest {
                 let event: Value = serde_json::from_slice(&payload).expect("an order");
                 let key = event["order_id"].as_str().expect("an order id").to_owned();
-                let id = format!("{:016x}{:016x}", rng.next(), rng.next());
+                let id: String = (0..4).map(|_| format!("{:08x}", rng.next_u32())).collect();
                 let headers = OwnedHeaders::new()
                     .insert(Header {
                         key: "event_id",

@@ -16,6 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 use streamlake_core::contract::Contract;
 use streamlake_core::names::DatasetName;
+use streamlake_testkit::bench_orders::{RECORD_BYTES, varied_orders};
 
 /// The consumer's reserved fields (consumer/src/classify.rs).
 const RESERVED: [&str; 6] = [
@@ -26,8 +27,6 @@ const RESERVED: [&str; 6] = [
     "_event_id",
     "_schema_version",
 ];
-/// bench/consumer/run's default RECORD_BYTES.
-const RECORD_BYTES: usize = 1024;
 /// Runs of each measurement; the best is printed.
 const REPEATS: usize = 5;
 
@@ -49,109 +48,9 @@ fn repetitive() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The first 1,000 varied orders of bench/consumer/run (its default payload), byte for byte: the same
-/// seeded draws as its Python generator (`random.Random(7)`), through the same Mersenne Twister.
-fn varied() -> Vec<Vec<u8>> {
-    let mut rng = PythonRandom::new(7);
-    (0..1000)
-        .map(|_| {
-            let order = rng.below(1_000_000_000);
-            let customer = rng.below(1_000_000);
-            let amount = (1 + rng.below(99_999), rng.below(100));
-            let currency = ["EUR", "USD", "GBP", "JPY", "CHF"][rng.below(5) as usize];
-            let time = (rng.below(24), rng.below(60), rng.below(60));
-            let head = format!(
-                r#"{{"order_id":"o-{order}","customer_id":"c-{customer}","amount":"{}.{:02}","currency":"{currency}","created_at":"2025-01-02T{:02}:{:02}:{:02}Z","line_items":["#,
-                amount.0, amount.1, time.0, time.1, time.2
-            );
-            let mut items = Vec::new();
-            while event(&head, &items).len() < RECORD_BYTES - 60 {
-                let sku = rng.below(1_000_000);
-                let quantity = 1 + rng.below(19);
-                let price = (rng.below(1000), rng.below(100));
-                items.push(format!(
-                    r#"{{"sku":"sku-{sku:06}","quantity":{quantity},"unit_price":"{}.{:02}"}}"#,
-                    price.0, price.1
-                ));
-            }
-            event(&head, &items).into_bytes()
-        })
-        .collect()
-}
-
 /// An order from its text up to the line items' bracket and its line items.
 fn event(head: &str, items: &[String]) -> String {
     format!("{head}{}]}}", items.join(","))
-}
-
-/// CPython's `random.Random(seed)` for a small seed, as far as `randrange` below 2^32 goes: MT19937
-/// seeded by `init_by_array([seed])`, and `_randbelow` drawing the bound's bit length until below it.
-struct PythonRandom {
-    state: [u32; 624],
-    next: usize,
-}
-
-impl PythonRandom {
-    fn new(seed: u32) -> Self {
-        let mut state = [0u32; 624];
-        state[0] = 19_650_218;
-        for i in 1..624 {
-            let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
-        }
-        // init_by_array with a key of one word.
-        let (mut i, n) = (1usize, 624usize);
-        for _ in 0..n {
-            let prev = state[i - 1];
-            state[i] = (state[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1_664_525)).wrapping_add(seed);
-            i += 1;
-            if i >= n {
-                state[0] = state[n - 1];
-                i = 1;
-            }
-        }
-        for _ in 0..n - 1 {
-            let prev = state[i - 1];
-            state[i] = (state[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
-            i += 1;
-            if i >= n {
-                state[0] = state[n - 1];
-                i = 1;
-            }
-        }
-        state[0] = 0x8000_0000;
-        Self { state, next: n }
-    }
-
-    fn next_u32(&mut self) -> u32 {
-        if self.next >= 624 {
-            for i in 0..624 {
-                let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7fff_ffff);
-                let odd = if y & 1 == 1 { 0x9908_b0df } else { 0 };
-                self.state[i] = self.state[(i + 397) % 624] ^ (y >> 1) ^ odd;
-            }
-            self.next = 0;
-        }
-        let mut y = self.state[self.next];
-        self.next += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-
-    /// `randrange(n)` for 0 < n < 2^32.
-    fn below(&mut self, n: u32) -> u32 {
-        let bits = 32 - n.leading_zeros();
-        loop {
-            let r = self.next_u32() >> (32 - bits);
-            if r < n {
-                return r;
-            }
-        }
-    }
 }
 
 /// The consumer's two calls: JSON lines mode's and Parquet mode's (which reads the members too).
@@ -189,7 +88,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         Some(other) => return Err(format!("unknown variant {other} (valid, members or both)").into()),
     };
     let events = match std::env::args().nth(3).as_deref() {
-        None | Some("varied") => varied(),
+        // The bench's first 1,000, byte for byte: its Python generator replayed (streamlake-testkit).
+        None | Some("varied") => varied_orders(1000),
         Some("repetitive") => repetitive(),
         Some(other) => return Err(format!("unknown payload {other} (varied or repetitive)").into()),
     };

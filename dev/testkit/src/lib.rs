@@ -2,6 +2,9 @@
 //!
 //! Tests read where Kafka, the API server and the GCS emulator are from the variables that
 //! `source .streamlake/env` sets. A missing variable fails the test with a hint; it never passes silently.
+//! [`bench_orders`] gives the examples that measure costs the consumer benchmark's own records.
+
+pub mod bench_orders;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
