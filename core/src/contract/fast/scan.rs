@@ -134,10 +134,10 @@ impl<'a> Scan<'a> {
         root: Root<'_>,
         members: Option<&mut Vec<Member<'a>>>,
     ) -> Option<Option<String>> {
-        // Members are slices of the text, checked as UTF-8 once; otherwise each string is checked where
-        // it is read (outside strings the grammar admits only ASCII).
+        // Members are slices of the text, checked as UTF-8 once (a vector at a time); otherwise each
+        // string is checked where it is read (outside strings the grammar admits only ASCII).
         let text = match members {
-            Some(_) => Some(std::str::from_utf8(payload).ok()?),
+            Some(_) => Some(simdutf8::basic::from_utf8(payload).ok()?),
             None => None,
         };
         let mut scan = Scan {

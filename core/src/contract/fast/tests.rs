@@ -617,6 +617,39 @@ fn bytes_beyond_ascii_are_checked_as_utf8_wherever_they_stand() {
 }
 
 #[test]
+fn bytes_beyond_ascii_are_checked_across_the_blocks_of_a_bench_sized_event() {
+    // An event of about 1 KB, as the bench's, is checked as UTF-8 in blocks of several bytes when its
+    // members are read: bytes inserted anywhere, within a block or across two, are decided exactly.
+    let c = orders();
+    let mut event = order();
+    let item =
+        |i: usize| json!({"sku": format!("sku-{i:06}-é"), "quantity": i % 19 + 1, "unit_price": "596.07"});
+    event["line_items"] = (0..16).map(item).collect();
+    let event = serde_json::to_vec(&event).expect("json");
+    assert!(event.len() > 1000 && sound(&c, &event));
+    let inserts: [&[u8]; 6] = [
+        "é".as_bytes(),
+        "😀".as_bytes(),
+        b"\xff",
+        b"\xe2\x82",
+        b"\xed\xa0\x80",
+        b"\xf0\x9f\x98",
+    ];
+    for at in 0..=event.len() {
+        for insert in inserts {
+            let mut changed = event.clone();
+            changed.splice(at..at, insert.iter().copied());
+            assert_eq!(
+                sound(&c, &changed),
+                full_check(&c, &changed),
+                "{}",
+                String::from_utf8_lossy(&changed)
+            );
+        }
+    }
+}
+
+#[test]
 fn short_and_patterned_strings_are_decided_as_the_full_validator_decides_them() {
     // Every string here is decided exactly by the fast check: its answer is the full validator's.
     let c = contract(json!({
