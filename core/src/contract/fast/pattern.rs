@@ -178,11 +178,14 @@ impl Pattern {
     /// leaves the string to the general path (which may find it matches after all).
     #[inline(always)]
     pub(super) fn quoted(&self, rest: &[u8]) -> Option<usize> {
+        let (table, columns) = (&self.quoted[..], &self.quoted_columns);
         let mut row = self.quoted_start;
-        for (len, &byte) in rest.iter().enumerate() {
-            row = self.quoted[row + usize::from(self.quoted_columns[usize::from(byte)])] as usize;
+        let mut bytes = rest.iter();
+        while let Some(&byte) = bytes.next() {
+            row = table[row + usize::from(columns[usize::from(byte)])] as usize;
             if row < QUOTED_FIRST {
-                return (row == ACCEPTED).then_some(len);
+                // The length is told by the bytes left after the quote, not counted byte by byte.
+                return (row == ACCEPTED).then_some(rest.len() - bytes.len() - 1);
             }
         }
         None
