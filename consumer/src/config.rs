@@ -36,7 +36,7 @@ pub struct Config {
     pub format: FileFormat,
 
     /// Codec of Parquet pages: snappy, zstd (smaller files, more CPU), lz4 (Parquet's LZ4_RAW) or none.
-    #[arg(long, env = "STREAMLAKE_PARQUET_COMPRESSION", value_enum, default_value_t = ParquetCompression::Snappy)]
+    #[arg(long, env = "STREAMLAKE_PARQUET_COMPRESSION", value_enum, default_value_t = ParquetCompression::default())]
     pub parquet_compression: ParquetCompression,
 
     /// Address of /healthz, /readyz and /metrics.
