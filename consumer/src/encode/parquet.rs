@@ -15,7 +15,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde_json::Value;
@@ -37,6 +37,14 @@ const ZSTD_LEVEL: i32 = 1;
 /// in page by page and unmapped for every page.
 const DATA_PAGE_BYTES: usize = 256 * 1024;
 const EXTRA_COLUMN: &str = "_extra";
+/// The sink's columns whose values (nearly) never repeat within a file, with no dictionary: it would
+/// intern every value of the file only to hold them all again. Offsets and timestamps only grow, so they
+/// are stored as deltas (a few bits each, before the codec); event ids as they are.
+const UNIQUE_SINK_COLUMNS: [(&str, Encoding); 3] = [
+    ("_offset", Encoding::DELTA_BINARY_PACKED),
+    ("_timestamp", Encoding::DELTA_BINARY_PACKED),
+    ("_event_id", Encoding::PLAIN),
+];
 
 /// The codec of a Parquet file's pages.
 ///
@@ -277,6 +285,12 @@ impl ParquetFileWriter {
             if *kind == ColumnKind::Json {
                 properties = properties.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
             }
+        }
+        for (name, encoding) in UNIQUE_SINK_COLUMNS {
+            let column = ColumnPath::from(name);
+            properties = properties
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_encoding(column, encoding);
         }
         let properties = properties.build();
         let writer = ArrowWriter::try_new(buffer, columns.schema(), Some(properties))?;

@@ -157,6 +157,31 @@ fn every_parquet_codec_writes_its_pages_with_it_and_reads_back_the_same_rows() {
 }
 
 #[test]
+fn offsets_and_timestamps_are_stored_as_deltas_and_event_ids_plain_without_a_dictionary() {
+    use ::parquet::basic::Encoding;
+    use ::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
+    let reader = SerializedFileReader::new(file.data).expect("a Parquet file");
+    let columns = reader.metadata().row_group(0).columns();
+    for (name, encoding) in [
+        ("_offset", Encoding::DELTA_BINARY_PACKED),
+        ("_timestamp", Encoding::DELTA_BINARY_PACKED),
+        ("_event_id", Encoding::PLAIN),
+    ] {
+        let column = (columns.iter())
+            .find(|c| c.column_path().string() == name)
+            .expect("a sink column");
+        assert!(
+            column.encodings().any(|e| e == encoding) && column.dictionary_page_offset().is_none(),
+            "{name}: {:?}, dictionary at {:?}",
+            column.encodings().collect::<Vec<_>>(),
+            column.dictionary_page_offset()
+        );
+    }
+}
+
+#[test]
 fn parquet_keeps_values_that_do_not_fit_their_column_in_extra() {
     let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
     let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
