@@ -22,16 +22,8 @@ fn main() -> anyhow::Result<()> {
 /// threads. By default glibc spreads them over up to eight arenas per core, and after the first large free
 /// it serves even multi-MiB buffers (encoded files) from the arenas, which it cannot give back: RSS crept
 /// up with every record landed (253 MiB after 2M records). Two arenas and a fixed 1 MiB mmap threshold (big
-/// buffers are mapped and unmapped) held a 1.5M-record backlog at 134 MiB, for some system time. A fixed
-/// mmap threshold also leaves the trim threshold at 128 KiB: an arena gave back the free top of its heap
-/// whenever a landing freed its records, and the poll thread faulted the same pages in again (a third to
-/// a half of the consumer's system CPU). Up to 8 MiB of free top per arena is kept now; 32 MiB pushed a
-/// JSON-lines run on highly compressible records past 256 MiB.
-const MALLOC_ENV: [(&str, &str); 3] = [
-    ("MALLOC_ARENA_MAX", "2"),
-    ("MALLOC_MMAP_THRESHOLD_", "1048576"),
-    ("MALLOC_TRIM_THRESHOLD_", "8388608"),
-];
+/// buffers are mapped and unmapped) held a 1.5M-record backlog at 134 MiB, for some system time.
+const MALLOC_ENV: [(&str, &str); 2] = [("MALLOC_ARENA_MAX", "2"), ("MALLOC_MMAP_THRESHOLD_", "1048576")];
 
 /// glibc reads these only at start-up and `mallopt` would need unsafe code, so the process re-executes
 /// itself (same pid, same arguments) with whichever of [`MALLOC_ENV`] the environment did not set.
