@@ -79,7 +79,8 @@ pub struct RotationArgs {
 pub struct LimitArgs {
     /// Memory for records: open files, plus files being landed counted with their encoded form. At it the
     /// sink stops taking records (and pauses the partitions if that lasts). With the defaults a backlog of
-    /// ~1 KiB records peaked under 240 MiB RSS (bench/README.md).
+    /// ~1 KiB records peaked at 175-196 MiB RSS, up to 263 MiB when its batches compress 39x
+    /// (bench/README.md).
     #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "128MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
