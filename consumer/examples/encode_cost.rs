@@ -9,8 +9,8 @@
 //! Run: `cargo run --release -p streamlake-consumer --example encode_cost [ROUNDS [parquet|jsonl
 //! [RECORDS [bench|ingest]]]]`; `parquet:zstd` (or `:snappy`, `:lz4`, `:none`) picks the page codec.
 //! Instructions per record: run it under `valgrind --tool=cachegrind --cache-sim=no` at two round counts
-//! and divide the difference by the records encoded in between. The printed digest is over the rows read back from the file, so two
-//! versions of the encoder can be compared for the same content.
+//! and divide the difference by the records encoded in between. The printed digest is over the rows read
+//! back from the file, so two versions of the encoder can be compared for the same content.
 
 use std::error::Error;
 use std::sync::Arc;

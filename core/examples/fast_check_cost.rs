@@ -2,7 +2,8 @@
 //!
 //! The events are those bench/consumer/run produces (1,000 valid orders padded with line items to about
 //! 1 KB: its default varied ones, or with `repetitive` its old ones whose line items are all alike),
-//! checked against contracts/orders.v1.json with the consumer's reserved fields, on one thread and on two threads sharing one contract as the consumer's landing does.
+//! checked against contracts/orders.v1.json with the consumer's reserved fields, on one thread and on two
+//! threads sharing one contract as the consumer's landing does.
 //! Both of the consumer's calls are measured: `certainly_valid` (JSON lines) and
 //! `certainly_valid_members` (Parquet, which also reads the top-level members).
 //! Run: `cargo run --release -p streamlake-core --example fast_check_cost [ROUNDS [valid|members|both|dump
