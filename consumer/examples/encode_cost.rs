@@ -127,7 +127,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let elapsed = started.elapsed();
     let file = last.ok_or("no rounds, no file")?;
-    let rows = read_rows(format, file.data.clone())?;
+    let data = file.data.clone().ok_or("the file was streamed")?;
+    let rows = read_rows(format, data.clone())?;
     if rows.len() != count {
         return Err(format!("{} rows read back, {count} written", rows.len()).into());
     }
@@ -136,7 +137,7 @@ fn main() -> Result<(), Box<dyn Error>> {
          file {} bytes, rows digest {:016x}",
         json_bytes / count,
         elapsed.as_nanos() as f64 / (rounds * count) as f64,
-        file.data.len(),
+        data.len(),
         digest(&serde_json::to_string(&rows)?),
     );
     Ok(())

@@ -58,6 +58,21 @@ impl Backpressure {
         }
     }
 
+    /// How many open buffers to seal now, largest first, with `inflight` of `slots` landings running.
+    ///
+    /// While memory is short (the budget is full, or the loop holds or is paused for it) and storage
+    /// works, every idle landing slot gets one: only landings free memory, and the open buffers — one per
+    /// partition and date, each below the size at which pressure seals it — can hold all of it. Waiting
+    /// for one of them to reach that size, or its age limit, would stall the loop that fills them.
+    pub fn buffers_to_seal(&self, buffered: usize, failing: bool, inflight: usize, slots: usize) -> usize {
+        let short = buffered >= self.limit || self.holding_since.is_some() || self.paused;
+        if short && !failing {
+            slots.saturating_sub(inflight)
+        } else {
+            0
+        }
+    }
+
     /// On every tick: `buffered` bytes are held, `failing` is true while a landing fails.
     pub fn decide(&mut self, buffered: usize, failing: bool, now: Instant) -> Option<Action> {
         if failing {
@@ -123,6 +138,29 @@ mod tests {
         assert_eq!(bp.decide(499, false, t0 + HOLD * 2), Some(Action::Resume));
         bp.set_paused(false);
         assert_eq!(bp.decide(499, false, t0 + HOLD * 3), None);
+    }
+
+    #[test]
+    fn short_memory_gives_every_idle_landing_slot_an_open_buffer() {
+        let t0 = Instant::now();
+        let mut bp = Backpressure::new(LIMIT, HOLD);
+        assert_eq!(bp.buffers_to_seal(900, false, 0, 4), 0, "memory is not short");
+        assert_eq!(bp.buffers_to_seal(1000, false, 1, 4), 3, "a full budget");
+        assert_eq!(
+            bp.buffers_to_seal(1000, true, 1, 4),
+            0,
+            "failing storage: more landings would fail too"
+        );
+        bp.after_record(1000, t0);
+        // One landing finished: 800 still held in open buffers, above the three quarters that end a hold.
+        assert_eq!(bp.decide(800, false, t0), None);
+        assert!(!bp.wants_records());
+        assert_eq!(bp.buffers_to_seal(800, false, 0, 4), 4, "holding with idle slots");
+        assert_eq!(bp.buffers_to_seal(800, false, 4, 4), 0, "every slot busy");
+        assert_eq!(bp.decide(700, false, t0), None);
+        assert_eq!(bp.buffers_to_seal(700, false, 0, 4), 0, "no longer holding");
+        bp.set_paused(true);
+        assert_eq!(bp.buffers_to_seal(700, false, 1, 4), 3, "paused for memory");
     }
 
     #[test]

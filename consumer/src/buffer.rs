@@ -137,6 +137,14 @@ impl OpenBuffers {
         self.seal_where(|(p, _), _| partitions.contains(p))
     }
 
+    /// Seals the `count` largest buffers.
+    pub fn seal_largest(&mut self, count: usize) -> Vec<SealedUnit> {
+        let mut by_size: Vec<_> = self.open.iter().map(|(k, b)| (b.bytes, *k)).collect();
+        by_size.sort_by(|a, b| b.cmp(a));
+        by_size.truncate(count);
+        by_size.into_iter().filter_map(|(_, k)| self.seal(k)).collect()
+    }
+
     pub fn seal_all(&mut self) -> Vec<SealedUnit> {
         self.seal_where(|_, _| true)
     }
@@ -211,6 +219,20 @@ mod tests {
             payload: Some(bytes::Bytes::from(vec![b'x'; size])),
             headers: None,
         }
+    }
+
+    #[test]
+    fn seals_the_largest_buffers_first() {
+        let mut buffers = OpenBuffers::new(policy(1000, 1 << 30, 60_000));
+        let now = Instant::now();
+        for (partition, size) in [(0, 100), (1, 300), (2, 200), (3, 50)] {
+            buffers.append(record(partition, 0, 20_000, size), now);
+        }
+        let sealed: Vec<i32> = buffers.seal_largest(2).iter().map(|u| u.partition).collect();
+        assert_eq!(sealed, vec![1, 2]);
+        let rest: Vec<i32> = buffers.seal_largest(5).iter().map(|u| u.partition).collect();
+        assert_eq!(rest, vec![0, 3], "no more than there are");
+        assert_eq!(buffers.bytes(), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Landing one sealed unit: plan against `_metadata.json`, send poison pills to the DLQ, upload the
-//! files, and list everything in the metadata with one compare-and-swap. Retried with capped, jittered
+//! files (or stream them to a `file://` store while they are encoded), and list everything in the
+//! metadata with one compare-and-swap. Retried with capped, jittered
 //! backoff until it succeeds; the unit's offsets are released for commit only after that.
 
 use std::collections::BTreeSet;
@@ -17,7 +18,7 @@ use crate::backoff::Backoff;
 use crate::buffer::SealedUnit;
 use crate::classify::Classifier;
 use crate::dlq::DlqWriter;
-use crate::encode::{EncodeError, EncodedFile, EncodedRun, Encoder};
+use crate::encode::{EncodeError, EncodedFile, EncodedRun, Encoder, FileSink};
 use crate::health::Health;
 use crate::metacache::MetadataCache;
 use crate::metrics::{ErrorTypeLabel, FailureLabel, Metrics};
@@ -69,6 +70,11 @@ impl LandingError {
             Self::Dlq { .. } => FailureLabel {
                 stage: "dlq",
                 kind: "kafka",
+            },
+            // A streamed file failed to write: a storage failure, like an upload's.
+            Self::Encode(EncodeError::Store(source)) => FailureLabel {
+                stage: "upload",
+                kind: source.kind(),
             },
             Self::Encode(_) => FailureLabel {
                 stage: "encode",
@@ -173,13 +179,20 @@ async fn land_once(
             }
             if let Some(file) = &encoded.file {
                 let name = file.name.to_string();
-                if !progress.uploaded.contains(&name) {
-                    let key = ctx.layout.data_file_key(unit.date, &name);
-                    ctx.store
-                        .put_immutable(&key, file.data.clone(), file.name.format.content_type())
-                        .await
-                        .map_err(|source| LandingError::Upload { key, source })?;
-                    progress.uploaded.insert(name);
+                match &file.data {
+                    _ if progress.uploaded.contains(&name) => {}
+                    Some(data) => {
+                        let key = ctx.layout.data_file_key(unit.date, &name);
+                        ctx.store
+                            .put_immutable(&key, data.clone(), file.name.format.content_type())
+                            .await
+                            .map_err(|source| LandingError::Upload { key, source })?;
+                        progress.uploaded.insert(name);
+                    }
+                    // Streamed: in place already.
+                    None => {
+                        progress.uploaded.insert(name);
+                    }
                 }
                 landing.files.push(file.entry.clone());
                 files.push(file);
@@ -225,7 +238,8 @@ async fn land_once(
     }
 }
 
-/// Encodes every run on the blocking pool: classification and compression are CPU work.
+/// Encodes every run on the blocking pool: classification and compression are CPU work, and a streamed
+/// file's writes block.
 async fn encode_runs(
     ctx: &Arc<LandingContext>,
     unit: &Arc<SealedUnit>,
@@ -233,12 +247,20 @@ async fn encode_runs(
 ) -> Result<Vec<(Vec<usize>, EncodedRun)>, LandingError> {
     let (ctx, unit) = (ctx.clone(), unit.clone());
     tokio::task::spawn_blocking(move || {
+        let dir_key = ctx.layout.date_prefix(unit.date);
+        let sink = match ctx.store.as_local() {
+            Some(store) if ctx.encoder.streams_to(&ctx.store) => FileSink::Local {
+                store,
+                dir_key: &dir_key,
+            },
+            _ => FileSink::Memory,
+        };
         runs.into_iter()
             .map(|run| {
                 let records: Vec<_> = run.iter().map(|i| &unit.records[*i]).collect();
                 let encoded = ctx
                     .encoder
-                    .encode_run(unit.partition, &records, &ctx.classifier)?;
+                    .encode_run_into(unit.partition, &records, &ctx.classifier, sink)?;
                 Ok((run, encoded))
             })
             .collect::<Result<Vec<_>, LandingError>>()

@@ -6,8 +6,9 @@
 //!    date). A buffer is sealed into a *unit* by record count, bytes or age ([`buffer`]).
 //! 2. A landing task ([`landing`]) plans the unit against the date partition's `_metadata.json`, classifies
 //!    and encodes the records ([`classify`], [`encode`]), sends poison pills to `streamlake.<dataset>.dlq`
-//!    and waits for the broker's acknowledgement, uploads the data files, and lists files and DLQ'd
-//!    offsets in the metadata with one compare-and-swap. It retries with capped, jittered backoff until
+//!    and waits for the broker's acknowledgement, uploads the data files (JSON lines to a `file://` raw
+//!    zone are streamed to a hidden temporary file while they are encoded, then renamed into place), and
+//!    lists files and DLQ'd offsets in the metadata with one compare-and-swap. It retries with capped, jittered backoff until
 //!    it succeeds.
 //! 3. Only then is the unit durable. Offsets are committed per partition up to the first record whose
 //!    unit is not durable ([`tracker`]), so a later success never moves the offset past an earlier
@@ -45,10 +46,13 @@
 //! DLQ record carries `source.partition`/`source.offset`, so DLQ readers can drop the copy.
 //!
 //! # Memory and failures
-//! Records held in open buffers and in-flight landings (counted with their encoded files) are bounded by
-//! `--max-buffered-bytes`. At the budget the poll loop stops taking records, so librdkafka's bounded queue
-//! fills and it stops fetching; a hold that lasts, or any failing landing (storage or DLQ unavailable),
-//! pauses the assigned partitions instead ([`backpressure`]). `/readyz` reports a failing landing; it
+//! Records held in open buffers and in-flight landings (counted with their encoded files, or a streamed
+//! file's buffer of at most [`encode::STREAMED_FILE_MEMORY`]) are bounded by `--max-buffered-bytes`. At
+//! the budget the poll loop stops taking records, so librdkafka's bounded queue fills and it stops
+//! fetching; while memory is short every idle landing slot takes the largest open buffer, since open
+//! buffers (one per partition and date) may hold the whole budget below the size that seals them. A
+//! hold that lasts, or any failing landing (storage or DLQ unavailable), pauses the assigned partitions
+//! instead ([`backpressure`]). `/readyz` reports a failing landing; it
 //! resumes by itself when storage returns.
 //!
 //! # Bounded mode

@@ -21,13 +21,13 @@ use crate::classify::Classifier;
 use crate::config::Config;
 use crate::context::SinkContext;
 use crate::dlq::DlqWriter;
-use crate::encode::Encoder;
+use crate::encode::{Encoder, STREAMED_FILE_MEMORY};
 use crate::health::Health;
 use crate::http::{HttpState, app};
 use crate::landing::LandingContext;
 use crate::metacache::MetadataCache;
 use crate::metrics::Metrics;
-use crate::sink::{Bounds, SinkCore, SinkSettings, lock};
+use crate::sink::{Bounds, FileMemory, SinkCore, SinkSettings, lock};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 const TICK_EVERY: Duration = Duration::from_millis(20);
@@ -111,6 +111,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             max: config.limits.retry_max,
         },
     });
+    // JSON lines to a `file://` store stream their files; the others hold each file whole until uploaded.
+    let landing_file_memory = if landing.encoder.streams_to(&landing.store) {
+        FileMemory::Streamed(STREAMED_FILE_MEMORY)
+    } else {
+        FileMemory::AsLargeAsTheRecords
+    };
     let settings = SinkSettings {
         rotation: RotationPolicy {
             max_records: config.rotation.max_file_records.max(1),
@@ -121,9 +127,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         max_concurrent_landings: config.limits.max_concurrent_landings,
         commit_interval: config.limits.commit_interval,
         drain_timeout: config.limits.drain_timeout,
-        // JSON lines holds the records and the file's text; Parquet the records, one batch of column
-        // builders (encode/parquet.rs BATCH_ROWS) and the file's compressed pages.
-        landing_memory_factor: 2,
+        landing_file_memory,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)

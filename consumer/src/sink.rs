@@ -37,8 +37,38 @@ pub struct SinkSettings {
     pub commit_interval: Duration,
     /// How long a revoke or shutdown waits for landings before committing what is durable.
     pub drain_timeout: Duration,
-    /// Memory of a landing per byte of its records: the records plus the file being encoded.
-    pub landing_memory_factor: usize,
+    /// Memory a landing holds besides its records: the file it encodes.
+    pub landing_file_memory: FileMemory,
+}
+
+/// How much memory a landing's file takes, on top of its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMemory {
+    /// The whole file is built in memory: charged as much again as the records (JSON lines are about
+    /// their size; Parquet holds a batch of column builders and the compressed pages).
+    AsLargeAsTheRecords,
+    /// The file is streamed to the store while it is built, through a buffer of up to this many bytes
+    /// (smaller for a smaller file).
+    Streamed(usize),
+}
+
+impl FileMemory {
+    /// What a landing of `records` bytes is charged.
+    fn landing_bytes(self, records: usize) -> usize {
+        match self {
+            Self::AsLargeAsTheRecords => records * 2,
+            Self::Streamed(buffer) => records + records.min(buffer),
+        }
+    }
+
+    /// The largest unit whose landing fits in `memory`.
+    fn unit_bytes_within(self, memory: usize) -> usize {
+        match self {
+            Self::AsLargeAsTheRecords => memory / 2,
+            Self::Streamed(buffer) if memory <= 2 * buffer => memory / 2,
+            Self::Streamed(buffer) => memory - buffer,
+        }
+    }
 }
 
 /// Per-partition end offsets (exclusive) of the bounded mode.
@@ -206,8 +236,8 @@ impl SinkCore {
     }
 
     fn launch(&mut self, unit: SealedUnit) {
-        // A landing holds its records and, while it encodes and uploads, the file's bytes as well.
-        let charged = unit.bytes * self.settings.landing_memory_factor;
+        // A landing holds its records and, while it encodes and uploads, the file's bytes or its buffer.
+        let charged = self.settings.landing_file_memory.landing_bytes(unit.bytes);
         self.inflight.insert(unit.id, charged);
         self.inflight_bytes += charged;
         let (ctx, done, permits) = (self.landing.clone(), self.done_tx.clone(), self.permits.clone());
@@ -267,15 +297,16 @@ impl SinkCore {
     }
 
     fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, now: Instant) {
-        let max = self.settings.max_buffered_bytes;
         let failing = self.health().storage_failing();
         self.update_pressure();
-        let over = self.buffered_bytes() >= max;
-        if over && self.inflight.is_empty() {
-            // Nothing will free memory unless the open buffers land.
-            for unit in self.buffers.seal_all() {
-                self.launch(unit);
-            }
+        let seal = self.backpressure.buffers_to_seal(
+            self.buffered_bytes(),
+            failing,
+            self.inflight.len(),
+            self.settings.max_concurrent_landings.max(1),
+        );
+        for unit in self.buffers.seal_largest(seal) {
+            self.launch(unit);
         }
         match self.backpressure.decide(self.buffered_bytes(), failing, now) {
             Some(Action::Pause) => self.set_paused(consumer, true),
@@ -302,7 +333,11 @@ impl SinkCore {
     /// slot, the records and their encoded files still fit in the budget.
     fn pressure_unit_bytes(&self) -> usize {
         let slots = self.settings.max_concurrent_landings.max(1) + 1;
-        (self.settings.max_buffered_bytes / (self.settings.landing_memory_factor.max(1) * slots)).max(1)
+        let per_slot = self.settings.max_buffered_bytes / slots;
+        self.settings
+            .landing_file_memory
+            .unit_bytes_within(per_slot)
+            .max(1)
     }
 
     /// Whether the poll loop may take more records now (false while memory is full and not yet paused).

@@ -17,28 +17,51 @@ async fn a_storage_outage_pauses_without_loss_and_recovers() {
         .to_owned();
     let proxy = OutageProxy::start(target).await;
     let dataset = TestDataset::create("outage", 2).await;
+    let location = format!("gs://{}/tests/{}", bucket(), dataset.name);
+    let endpoint = proxy.endpoint();
+    let flags = ["--gcs-endpoint", &endpoint, "--gcs-anonymous"];
+    survive_outage(&dataset, &location, &flags, |up| proxy.set_up(up)).await;
+}
+
+/// The same on a local disk, where JSON lines are streamed to their files as they are encoded: the raw
+/// zone's directory is swapped for a plain file for a while, so every write and read fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_storage_outage_pauses_without_loss_and_recovers() {
+    let dataset = TestDataset::create("outage-local", 2).await;
+    let root = dataset.local_raw_zone();
+    std::fs::create_dir_all(&root).expect("raw zone");
+    let location = format!("file://{}", root.display());
+    let away = root.with_extension("away");
+    survive_outage(&dataset, &location, &["--format", "jsonl"], |up| {
+        if up {
+            std::fs::remove_file(&root).expect("remove the stand-in file");
+            std::fs::rename(&away, &root).expect("put the raw zone back");
+        } else {
+            std::fs::rename(&root, &away).expect("move the raw zone away");
+            std::fs::write(&root, b"not a directory").expect("stand-in file");
+        }
+    })
+    .await;
+}
+
+/// Lands 2,000 records, takes storage down (`set_up(false)`), produces 2,000 more and checks the
+/// consumer holds its offsets, reports it and pauses; then brings storage back and checks every record
+/// lands exactly once.
+async fn survive_outage(dataset: &TestDataset, location: &str, flags: &[&str], set_up: impl Fn(bool)) {
     let topic = dataset.name.raw_topic();
     let group = dataset.name.consumer_group();
-    let location = format!("gs://{}/tests/{}", bucket(), dataset.name);
-
     let first: Vec<TestRecord> = (0..2_000).map(|i| TestRecord::order(i, 2, 300)).collect();
     produce(&topic, &first).await;
     let first_ends = end_offsets(&topic, 2);
     let consumer = ConsumerProcess::start(
-        &dataset,
-        &location,
+        dataset,
+        location,
         "consumer",
-        &[
-            "--gcs-endpoint",
-            &proxy.endpoint(),
-            "--gcs-anonymous",
-            "--max-file-records",
-            "250",
-        ],
+        &[flags, &["--max-file-records", "250"]].concat(),
     );
     wait_committed(&group, &topic, &first_ends, Duration::from_secs(120)).await;
 
-    proxy.set_up(false);
+    set_up(false);
     let second: Vec<TestRecord> = (2_000..4_000).map(|i| TestRecord::order(i, 2, 300)).collect();
     produce(&topic, &second).await;
     let ends = end_offsets(&topic, 2);
@@ -69,7 +92,7 @@ async fn a_storage_outage_pauses_without_loss_and_recovers() {
         .unwrap_or(0.0);
     assert!(failures > 0.0, "the failed attempts are counted");
 
-    proxy.set_up(true);
+    set_up(true);
     wait_committed(&group, &topic, &ends, Duration::from_secs(120)).await;
     streamlake_testkit::wait_until("/readyz is ready again", Duration::from_secs(30), || async {
         matches!(consumer.get("/readyz").await, Some((200, _)))
@@ -77,7 +100,7 @@ async fn a_storage_outage_pauses_without_loss_and_recovers() {
     .await;
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 
-    let store = open_store(&location).await;
+    let store = open_store(location).await;
     let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
     contents.assert_exactly_once(&ends);
     println!(

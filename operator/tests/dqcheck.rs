@@ -174,7 +174,7 @@ async fn land_encoded(
     store
         .put_immutable(
             &layout.data_file_key(date, &file.entry.path),
-            file.data,
+            file.data.expect("built in memory"),
             format.content_type(),
         )
         .await

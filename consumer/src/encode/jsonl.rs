@@ -1,16 +1,24 @@
 //! JSON lines: one object per record, the sink's columns first, then the record's own fields.
+//!
+//! The file is built in memory, or streamed to the `file://` store while it is built ([`Spill`]): then a
+//! landing holds its records and a couple of MiB of the file instead of the whole file.
 
 use std::io::Write;
 
 use flate2::write::GzEncoder;
+use streamlake_core::rawzone::FileChecksum;
 use streamlake_core::rawzone::FileFormat;
+use streamlake_core::rawzone::store::local::{DIRECT_IO_ALIGN, StreamedFile};
 
-use super::format_timestamp;
+use super::{EncodeError, format_timestamp};
 use crate::classify::ValidEvent;
 
 /// Fast levels: the raw zone is written once and read by batch jobs; throughput matters more.
 const GZIP_LEVEL: u32 = 1;
 const ZSTD_LEVEL: i32 = 3;
+/// A streamed file's bytes are written out once this many are buffered, whole blocks from a block
+/// boundary, so that they go to the disk with `O_DIRECT` in place.
+pub const SPILL_BYTES: usize = 1 << 20;
 
 enum Output {
     Plain(Vec<u8>),
@@ -18,15 +26,88 @@ enum Output {
     Zstd(zstd::Encoder<'static, Vec<u8>>),
 }
 
+impl Output {
+    /// The buffer the file's bytes are appended to (behind the compressor, which only ever appends).
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        match self {
+            Self::Plain(out) => out,
+            Self::Gzip(out) => out.get_mut(),
+            Self::Zstd(out) => out.get_mut(),
+        }
+    }
+}
+
+/// The finished file, as [`JsonlWriter::finish`] leaves it.
+pub enum Finished {
+    /// All of the file, from `start` in the buffer.
+    Memory { buffer: Vec<u8>, start: usize },
+    /// The file's bytes but the last ones written to `file`, not yet named; `buffer[start..]` are the
+    /// last ones. `checksum` and `bytes` are of the whole file.
+    Streamed {
+        file: StreamedFile,
+        buffer: Vec<u8>,
+        start: usize,
+        checksum: FileChecksum,
+        bytes: u64,
+    },
+}
+
+/// Streams the file's bytes to the store as they are buffered.
+struct Spill {
+    file: StreamedFile,
+    checksum: FileChecksum,
+}
+
+impl Spill {
+    /// Writes the whole blocks buffered from `*start` on and moves the rest back to `*start`.
+    fn write_out(&mut self, buffer: &mut Vec<u8>, start: &mut usize) -> Result<(), EncodeError> {
+        realign(buffer, start);
+        let whole = (buffer.len() - *start) / DIRECT_IO_ALIGN * DIRECT_IO_ALIGN;
+        let piece = &buffer[*start..*start + whole];
+        self.checksum.update(piece);
+        self.file.write(piece)?;
+        buffer.copy_within(*start + whole.., *start);
+        buffer.truncate(buffer.len() - whole);
+        Ok(())
+    }
+}
+
+/// Moves the bytes from `*start` on to the first block boundary of the buffer's memory (it moves when
+/// a line larger than the room left makes the buffer grow), so that pieces keep going out in place.
+fn realign(buffer: &mut Vec<u8>, start: &mut usize) {
+    // Room to move forward first: growing while moving would move the memory again.
+    buffer.reserve(DIRECT_IO_ALIGN);
+    let aligned = buffer.as_ptr().align_offset(DIRECT_IO_ALIGN).min(DIRECT_IO_ALIGN);
+    if aligned == *start {
+        return;
+    }
+    let len = buffer.len();
+    if aligned > *start {
+        buffer.resize(len + aligned - *start, 0);
+    }
+    buffer.copy_within(*start..len, aligned);
+    buffer.truncate(len + aligned - *start);
+    *start = aligned;
+}
+
 pub struct JsonlWriter {
     output: Output,
+    /// Where the file starts in the output's buffer (a block boundary, see `encode/pool.rs`).
+    start: usize,
+    spill: Option<Spill>,
     line: Vec<u8>,
     seconds: SecondText,
 }
 
 impl JsonlWriter {
-    /// Writes into `buffer` (empty, sized for the file up front, so it is not copied while it grows).
-    pub fn new(format: FileFormat, buffer: Vec<u8>) -> std::io::Result<Self> {
+    /// Writes into `buffer` from `start` (empty, sized for the file up front, so it is not copied while
+    /// it grows); with `streamed`, only up to [`SPILL_BYTES`] at a time before they go to that file.
+    pub fn new(
+        format: FileFormat,
+        buffer: Vec<u8>,
+        start: usize,
+        streamed: Option<StreamedFile>,
+    ) -> std::io::Result<Self> {
         let output = match format {
             FileFormat::JsonlGzip => {
                 Output::Gzip(GzEncoder::new(buffer, flate2::Compression::new(GZIP_LEVEL)))
@@ -36,6 +117,11 @@ impl JsonlWriter {
         };
         Ok(Self {
             output,
+            start,
+            spill: streamed.map(|file| Spill {
+                file,
+                checksum: FileChecksum::default(),
+            }),
             line: Vec::with_capacity(4096),
             seconds: SecondText::default(),
         })
@@ -49,29 +135,61 @@ impl JsonlWriter {
         offset: i64,
         event: &ValidEvent,
         payload: &[u8],
-    ) -> std::io::Result<()> {
+    ) -> Result<(), EncodeError> {
         let Self {
             output,
             line,
             seconds,
+            ..
         } = self;
         let compressor: &mut dyn Write = match output {
             // Straight into the file's buffer: the line is not copied a second time.
-            Output::Plain(out) => return append_line(out, seconds, partition, offset, event, payload),
+            Output::Plain(out) => {
+                append_line(out, seconds, partition, offset, event, payload)?;
+                return self.spill_if_full();
+            }
             Output::Gzip(out) => out,
             Output::Zstd(out) => out,
         };
         line.clear();
         append_line(line, seconds, partition, offset, event, payload)?;
-        compressor.write_all(line)
+        compressor.write_all(line)?;
+        self.spill_if_full()
     }
 
-    pub fn finish(self) -> std::io::Result<Vec<u8>> {
-        match self.output {
-            Output::Plain(out) => Ok(out),
-            Output::Gzip(out) => out.finish(),
-            Output::Zstd(out) => out.finish(),
+    fn spill_if_full(&mut self) -> Result<(), EncodeError> {
+        let Some(spill) = &mut self.spill else {
+            return Ok(());
+        };
+        let buffer = self.output.buffer();
+        if buffer.len() - self.start >= SPILL_BYTES {
+            spill.write_out(buffer, &mut self.start)?;
         }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Finished, EncodeError> {
+        let mut buffer = match self.output {
+            Output::Plain(out) => out,
+            Output::Gzip(out) => out.finish()?,
+            Output::Zstd(out) => out.finish()?,
+        };
+        let mut start = self.start;
+        let Some(mut spill) = self.spill else {
+            return Ok(Finished::Memory { buffer, start });
+        };
+        if buffer.len() - start >= SPILL_BYTES {
+            spill.write_out(&mut buffer, &mut start)?;
+        }
+        realign(&mut buffer, &mut start);
+        spill.checksum.update(&buffer[start..]);
+        Ok(Finished::Streamed {
+            bytes: spill.file.len() + (buffer.len() - start) as u64,
+            file: spill.file,
+            buffer,
+            start,
+            checksum: spill.checksum,
+        })
     }
 }
 
@@ -179,6 +297,30 @@ mod tests {
                 String::from_utf8(line).expect("UTF-8"),
                 format_timestamp(millis),
                 "{millis}"
+            );
+        }
+    }
+
+    #[test]
+    fn realigning_moves_the_bytes_to_a_block_boundary_and_keeps_them() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        // Every start the bytes can have after the buffer moved: before, at and after the boundary.
+        for shift in [0, 1, 15, 4095, 4096, 5000] {
+            let mut buffer: Vec<u8> = Vec::with_capacity(3 * DIRECT_IO_ALIGN + data.len());
+            let boundary = buffer.as_ptr().align_offset(DIRECT_IO_ALIGN);
+            let mut start = (boundary + shift) % (2 * DIRECT_IO_ALIGN);
+            buffer.resize(start, 0);
+            buffer.extend_from_slice(&data);
+            realign(&mut buffer, &mut start);
+            assert_eq!(
+                buffer.as_ptr().wrapping_add(start).align_offset(DIRECT_IO_ALIGN),
+                0,
+                "shift {shift}"
+            );
+            assert!(start < DIRECT_IO_ALIGN, "shift {shift}: the first boundary");
+            assert!(
+                buffer[start..] == data[..],
+                "shift {shift}: the bytes moved unchanged"
             );
         }
     }

@@ -3,6 +3,10 @@
 //! Records are classified and written one at a time, so a parsed record lives only while it is encoded.
 //! The bytes depend only on the records and the format settings: the same run always gives the same
 //! file, the same digest, and the same name.
+//!
+//! A file is built in memory and uploaded after, or — JSON lines to the `file://` store — streamed to
+//! the store while it is built and put in place under its name at the end ([`FileSink`]): a landing
+//! then holds its records and [`STREAMED_FILE_MEMORY`] instead of the whole file as well.
 
 mod fields;
 mod jsonl;
@@ -16,7 +20,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use streamlake_core::contract::Contract;
 use streamlake_core::contract::fast::Member;
-use streamlake_core::rawzone::{DataFileName, FileEntry, FileFormat, file_checksum};
+use streamlake_core::rawzone::store::local::LocalStore;
+use streamlake_core::rawzone::{
+    DataFileName, FileEntry, FileFormat, RawZoneStore, StoreError, file_checksum,
+};
 
 use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
@@ -36,13 +43,32 @@ pub enum EncodeError {
     Fields(#[from] fields::NotAnObject),
     #[error("the contract cannot be mapped to Parquet columns: {0}")]
     Schema(String),
+    /// Writing a streamed file to the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// A file ready to upload.
+/// Memory a landing holds for a file it streams: the buffer of [`jsonl::SPILL_BYTES`] and room for a
+/// line that overflows it (a record of up to 1 MiB, the default size limit) without regrowing.
+pub const STREAMED_FILE_MEMORY: usize = 2 * jsonl::SPILL_BYTES + 64 * 1024;
+
+/// Where an encoded file goes.
+#[derive(Debug, Clone, Copy)]
+pub enum FileSink<'a> {
+    /// Built whole in memory, to be uploaded after ([`EncodedFile::data`]).
+    Memory,
+    /// Streamed to this store's directory `dir_key` while it is built (JSON lines only; other formats
+    /// are built in memory).
+    Local { store: &'a LocalStore, dir_key: &'a str },
+}
+
+/// A file ready to upload, or already in place.
 #[derive(Debug, Clone)]
 pub struct EncodedFile {
     pub name: DataFileName,
-    pub data: Bytes,
+    /// The file's bytes; `None` when it was streamed to the store ([`FileSink::Local`]) and is in place
+    /// under its name already.
+    pub data: Option<Bytes>,
     pub entry: FileEntry,
 }
 
@@ -96,18 +122,44 @@ impl Encoder {
         self.format
     }
 
+    /// Whether files for `store` are streamed to it as they are built ([`FileSink::Local`]).
+    pub fn streams_to(&self, store: &RawZoneStore) -> bool {
+        self.columns.is_none() && store.as_local().is_some()
+    }
+
+    /// Encodes a run into a file built in memory.
     pub fn encode_run(
         &self,
         partition: i32,
         records: &[&SourceRecord],
         classifier: &Classifier,
     ) -> Result<EncodedRun, EncodeError> {
+        self.encode_run_into(partition, records, classifier, FileSink::Memory)
+    }
+
+    /// Encodes a run into a file that goes to `sink`. A streamed file is in place under its name when
+    /// this returns; on an error, nothing of it is left.
+    pub fn encode_run_into(
+        &self,
+        partition: i32,
+        records: &[&SourceRecord],
+        classifier: &Classifier,
+        sink: FileSink<'_>,
+    ) -> Result<EncodedRun, EncodeError> {
+        let streamed = match sink {
+            FileSink::Local { store, dir_key } if self.columns.is_none() => {
+                Some(store.create_streamed(dir_key)?)
+            }
+            _ => None,
+        };
         // The records' size plus the sink's columns: the size of plain JSON lines, more than the others.
         let expected: usize = records
             .iter()
             .map(|r| r.payload.as_ref().map_or(0, Bytes::len) + 160)
             .sum();
-        let capacity = if self.format == FileFormat::Jsonl {
+        let capacity = if streamed.is_some() {
+            expected.min(STREAMED_FILE_MEMORY)
+        } else if self.format == FileFormat::Jsonl {
             expected
         } else {
             expected / 4
@@ -120,7 +172,12 @@ impl Encoder {
                 &self.writer_version,
                 buffer,
             )?)),
-            None => FormatWriter::Jsonl(jsonl::JsonlWriter::new(self.format, buffer)?),
+            None => FormatWriter::Jsonl(Box::new(jsonl::JsonlWriter::new(
+                self.format,
+                buffer,
+                start,
+                streamed,
+            )?)),
         };
         let mut rejected = Vec::new();
         let mut stats: Option<RunStats> = None;
@@ -146,20 +203,58 @@ impl Encoder {
             writer.push(partition, record.offset, &event, payload, &members)?;
         }
         let Some(stats) = stats else {
+            // Nothing valid: no file (a streamed one is dropped with the writer, leaving nothing).
             return Ok(EncodedRun { file: None, rejected });
         };
-        let data = match writer {
+        let finished = match writer {
             FormatWriter::Jsonl(w) => w.finish()?,
-            FormatWriter::Parquet(w) => w.finish()?,
+            FormatWriter::Parquet(w) => jsonl::Finished::Memory {
+                buffer: w.finish()?,
+                start,
+            },
+        };
+        let file = match finished {
+            jsonl::Finished::Memory { buffer, start } => {
+                let data = self.buffers.freeze(buffer, start);
+                let (checksum, bytes) = (file_checksum(&data), data.len() as u64);
+                let (name, entry) = self.describe(partition, stats, checksum, bytes);
+                EncodedFile {
+                    name,
+                    data: Some(data),
+                    entry,
+                }
+            }
+            jsonl::Finished::Streamed {
+                file,
+                buffer,
+                start,
+                checksum,
+                bytes,
+            } => {
+                let (name, entry) = self.describe(partition, stats, checksum.finish(), bytes);
+                let placed = file.finish(&buffer[start..], &entry.path);
+                drop(self.buffers.freeze(buffer, start));
+                placed?;
+                EncodedFile {
+                    name,
+                    data: None,
+                    entry,
+                }
+            }
         };
         Ok(EncodedRun {
-            file: Some(self.describe(partition, stats, self.buffers.freeze(data, start))),
+            file: Some(file),
             rejected,
         })
     }
 
-    fn describe(&self, partition: i32, stats: RunStats, data: Bytes) -> EncodedFile {
-        let checksum = file_checksum(&data);
+    fn describe(
+        &self,
+        partition: i32,
+        stats: RunStats,
+        checksum: String,
+        bytes: u64,
+    ) -> (DataFileName, FileEntry) {
         let name = DataFileName::new(
             partition,
             stats.first_offset,
@@ -174,7 +269,7 @@ impl Encoder {
             first_offset: stats.first_offset,
             last_offset: stats.last_offset,
             record_count: stats.count,
-            bytes: data.len() as u64,
+            bytes,
             checksum,
             format: self.format,
             schema_versions: stats.schema_versions.into_iter().collect(),
@@ -183,12 +278,12 @@ impl Encoder {
             writer_version: self.writer_version.clone(),
             written_at: Utc::now(),
         };
-        EncodedFile { name, data, entry }
+        (name, entry)
     }
 }
 
 enum FormatWriter {
-    Jsonl(jsonl::JsonlWriter),
+    Jsonl(Box<jsonl::JsonlWriter>),
     Parquet(Box<parquet::ParquetFileWriter>),
 }
 
@@ -202,7 +297,7 @@ impl FormatWriter {
         members: &[Member<'_>],
     ) -> Result<(), EncodeError> {
         match self {
-            Self::Jsonl(w) => Ok(w.push(partition, offset, event, payload)?),
+            Self::Jsonl(w) => w.push(partition, offset, event, payload),
             Self::Parquet(w) => w.push(partition, offset, event, payload, members),
         }
     }

@@ -28,7 +28,7 @@ use crate::classify::{RESERVED_FIELDS, ValidEvent};
 
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer: about 1 MiB of ~1 KiB
 /// events, so a landing holds little more than its records and the file's compressed pages (the sink
-/// charges a landing twice its records' bytes, `SinkSettings::landing_memory_factor`).
+/// charges a landing twice its records' bytes, `sink::FileMemory::AsLargeAsTheRecords`).
 const BATCH_ROWS: usize = 1024;
 /// `zstd` at its fastest positive level: the best ratio per CPU of zstd's levels here.
 const ZSTD_LEVEL: i32 = 1;

@@ -37,11 +37,15 @@ fn contract_registry() -> Arc<ContractRegistry> {
 }
 
 fn setup(format: FileFormat) -> (Encoder, Classifier) {
+    setup_with_limit(format, 1 << 20)
+}
+
+fn setup_with_limit(format: FileFormat, max_record_bytes: usize) -> (Encoder, Classifier) {
     let registry = contract_registry();
     let classifier = Classifier::new(
         DatasetName::new("items").expect("valid"),
         registry.clone(),
-        1 << 20,
+        max_record_bytes,
     )
     .expect("classifier");
     let contract = registry.latest("items").expect("contract").clone();
@@ -108,9 +112,12 @@ fn every_format_round_trips_the_valid_records_and_rejects_the_poison() {
             ),
             (10, 13, 3)
         );
-        assert_eq!(file.entry.bytes as usize, file.data.len());
+        assert_eq!(
+            file.entry.bytes as usize,
+            file.data.as_ref().expect("in memory").len()
+        );
         assert_eq!(file.entry.schema_versions, vec![1, 2]);
-        let rows = read_rows(format, file.data.clone()).expect("read back");
+        let rows = read_rows(format, file.data.clone().expect("in memory")).expect("read back");
         assert_eq!(row_positions(&rows), vec![(2, 10), (2, 12), (2, 13)], "{format}");
         assert_eq!(rows[0]["_key"], json!("k10"));
         assert_eq!(rows[0]["_event_id"], json!("e"));
@@ -138,7 +145,8 @@ fn every_parquet_codec_writes_its_pages_with_it_and_reads_back_the_same_rows() {
             .expect("encode")
             .file
             .expect("a file");
-        let reader = SerializedFileReader::new(file.data.clone()).expect("a Parquet file");
+        let reader =
+            SerializedFileReader::new(file.data.clone().expect("in memory")).expect("a Parquet file");
         let codec = reader.metadata().row_group(0).column(0).compression();
         let expected = match compression {
             ParquetCompression::Snappy => "SNAPPY",
@@ -150,7 +158,7 @@ fn every_parquet_codec_writes_its_pages_with_it_and_reads_back_the_same_rows() {
             codec.to_string().starts_with(expected),
             "{compression:?}: {codec}"
         );
-        read.push(read_rows(FileFormat::Parquet, file.data).expect("read back"));
+        read.push(read_rows(FileFormat::Parquet, file.data.expect("in memory")).expect("read back"));
     }
     assert_eq!(read.len(), 4);
     assert!(read.iter().all(|rows| rows == &read[0] && rows.len() == 3));
@@ -162,7 +170,7 @@ fn offsets_and_timestamps_are_stored_as_deltas_and_event_ids_plain_without_a_dic
     use ::parquet::file::reader::{FileReader, SerializedFileReader};
 
     let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
-    let reader = SerializedFileReader::new(file.data).expect("a Parquet file");
+    let reader = SerializedFileReader::new(file.data.expect("in memory")).expect("a Parquet file");
     let columns = reader.metadata().row_group(0).columns();
     for (name, encoding) in [
         ("_offset", Encoding::DELTA_BINARY_PACKED),
@@ -184,7 +192,7 @@ fn offsets_and_timestamps_are_stored_as_deltas_and_event_ids_plain_without_a_dic
 #[test]
 fn parquet_keeps_values_that_do_not_fit_their_column_in_extra() {
     let file = encode(FileFormat::Parquet, &sample()).file.expect("file");
-    let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
+    let rows = read_rows(FileFormat::Parquet, file.data.expect("in memory")).expect("read back");
     assert_eq!(rows[0]["price"], json!(2.5));
     assert_eq!(rows[0]["paid"], json!(true));
     assert_eq!(
@@ -208,7 +216,7 @@ fn parquet_columns_are_read_from_the_event_text_as_a_parser_would() {
         r#"{"id":"\u0061b","qty":2.0,"price":3,"paid":false,"tags":[ 1, {"k":"v"} ],"n":1,"n":2}"#,
     )];
     let file = encode(FileFormat::Parquet, &records).file.expect("file");
-    let rows = read_rows(FileFormat::Parquet, file.data).expect("read back");
+    let rows = read_rows(FileFormat::Parquet, file.data.expect("in memory")).expect("read back");
     assert_eq!(rows[0]["id"], json!("ab"));
     assert_eq!(rows[0]["qty"], json!(null));
     assert_eq!(rows[0]["price"], json!(3.0));
@@ -226,7 +234,7 @@ fn parquet_columns_are_read_from_the_event_text_as_a_parser_would() {
 #[test]
 fn jsonl_lines_put_the_sink_columns_first() {
     let file = encode(FileFormat::Jsonl, &sample()).file.expect("file");
-    let text = String::from_utf8(file.data.to_vec()).expect("utf8");
+    let text = String::from_utf8(file.data.expect("in memory").to_vec()).expect("utf8");
     let first = text.lines().next().expect("a line");
     assert!(
         first.starts_with(
@@ -242,7 +250,11 @@ fn the_same_run_gives_the_same_bytes_and_name() {
     for format in FileFormat::ALL {
         let a = encode(format, &sample()).file.expect("file");
         let b = encode(format, &sample()).file.expect("file");
-        assert_eq!(a.data, b.data, "{format} must be deterministic");
+        assert_eq!(
+            a.data.as_ref().expect("in memory"),
+            b.data.as_ref().expect("in memory"),
+            "{format} must be deterministic"
+        );
         assert_eq!(a.name, b.name);
         assert!(
             a.name
@@ -251,7 +263,10 @@ fn the_same_run_gives_the_same_bytes_and_name() {
         );
         assert_eq!(
             a.entry.checksum,
-            format!("crc32c:{:08x}", crc32c::crc32c(&a.data))
+            format!(
+                "crc32c:{:08x}",
+                crc32c::crc32c(a.data.as_ref().expect("in memory"))
+            )
         );
         assert_eq!(
             &a.entry.checksum["crc32c:".len()..],
@@ -288,7 +303,7 @@ fn contracts_with_sink_column_names_are_refused() {
 fn a_pretty_printed_event_lands_as_one_line_with_its_values() {
     let payload = "{\r\n  \"id\": \"a\\nb\",\n  \"tags\": [\n    \"x\"\n  ],\n  \"qty\": 3\n}\n";
     let run = encode(FileFormat::Jsonl, &[record(20, payload)]);
-    let data = run.file.expect("a file").data;
+    let data = run.file.expect("a file").data.expect("in memory");
     let text = std::str::from_utf8(&data).expect("UTF-8");
     assert_eq!(text.lines().count(), 1, "{text:?}");
     let rows = read_rows(FileFormat::Jsonl, data.clone()).expect("read back");
@@ -333,4 +348,122 @@ fn parquet_rows_are_the_same_from_the_checks_members_and_from_its_own_scan() {
     assert_eq!(from_members, rows(false));
     assert_eq!(from_members[1]["id"], json!("bé"));
     assert_eq!(from_members[1]["_extra"], json!(r#"{"extra":{"n":1}}"#));
+}
+
+/// Records of ~`size` bytes, one of them `big` bytes: several spills, and with a `big` over 1 MiB a line
+/// that overflows the buffer (it grows and moves) between two of them.
+fn many_records(count: i64, size: usize, big: usize) -> Vec<SourceRecord> {
+    (0..count)
+        .map(|i| {
+            let len = if i == count / 2 {
+                big
+            } else {
+                size + (i as usize * 37) % 200
+            };
+            let text = "x".repeat(len);
+            record(i, &format!(r#"{{"id":"{i}","tags":["{text}"]}}"#))
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_file_is_the_file_built_in_memory_and_leaves_no_temporary_file() {
+    let root = std::env::temp_dir().join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
+    let store = LocalStore::new(root.clone());
+    let mut expected_names = Vec::new();
+    for format in [FileFormat::Jsonl, FileFormat::JsonlGzip, FileFormat::JsonlZstd] {
+        for records in [
+            sample(),
+            many_records(4000, 1000, 900_000),
+            many_records(3000, 1000, 3 << 20),
+        ] {
+            let (encoder, classifier) = setup_with_limit(format, 4 << 20);
+            assert!(encoder.streams_to(&RawZoneStore::Local(store.clone())));
+            let refs: Vec<&SourceRecord> = records.iter().collect();
+            let in_memory = encoder.encode_run(2, &refs, &classifier).expect("encode");
+            let streamed = encoder
+                .encode_run_into(
+                    2,
+                    &refs,
+                    &classifier,
+                    FileSink::Local {
+                        store: &store,
+                        dir_key: "d",
+                    },
+                )
+                .expect("stream");
+            let (memory, stream) = (in_memory.file.expect("file"), streamed.file.expect("file"));
+            assert!(stream.data.is_none(), "{format}: streamed, not held");
+            assert_eq!(stream.name, memory.name, "{format}");
+            assert_eq!(
+                (
+                    stream.entry.bytes,
+                    &stream.entry.checksum,
+                    stream.entry.record_count
+                ),
+                (
+                    memory.entry.bytes,
+                    &memory.entry.checksum,
+                    memory.entry.record_count
+                ),
+                "{format}"
+            );
+            assert_eq!(streamed.rejected.len(), in_memory.rejected.len());
+            let on_disk = std::fs::read(root.join("d").join(stream.name.to_string())).expect("in place");
+            let data = memory.data.expect("in memory");
+            assert!(
+                on_disk == data[..],
+                "{format}: the streamed file differs ({} bytes)",
+                data.len()
+            );
+            expected_names.push(stream.name.to_string());
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(root.join("d"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    expected_names.sort();
+    assert_eq!(names, expected_names, "only the files, no temporary one");
+    std::fs::remove_dir_all(root).expect("cleanup");
+}
+
+#[test]
+fn a_streamed_run_of_only_poison_leaves_nothing() {
+    let root = std::env::temp_dir().join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
+    let store = LocalStore::new(root.clone());
+    let (encoder, classifier) = setup(FileFormat::Jsonl);
+    let records = [record(5, "{"), record(6, "[]")];
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let sink = FileSink::Local {
+        store: &store,
+        dir_key: "d",
+    };
+    let run = encoder
+        .encode_run_into(2, &refs, &classifier, sink)
+        .expect("encode");
+    assert!(run.file.is_none());
+    assert_eq!(std::fs::read_dir(root.join("d")).expect("dir").count(), 0);
+    std::fs::remove_dir_all(root).expect("cleanup");
+}
+
+#[test]
+fn parquet_is_built_in_memory_even_for_a_local_store() {
+    let root = std::env::temp_dir().join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
+    let store = LocalStore::new(root.clone());
+    let (encoder, classifier) = setup(FileFormat::Parquet);
+    assert!(!encoder.streams_to(&RawZoneStore::Local(store.clone())));
+    let records = sample();
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let sink = FileSink::Local {
+        store: &store,
+        dir_key: "d",
+    };
+    let run = encoder
+        .encode_run_into(2, &refs, &classifier, sink)
+        .expect("encode");
+    assert!(run.file.expect("file").data.is_some());
+    assert!(!root.join("d").exists() || std::fs::read_dir(root.join("d")).expect("dir").count() == 0);
+    let _ = std::fs::remove_dir_all(root);
 }

@@ -25,7 +25,7 @@ pub use commit::{
 };
 pub use layout::{DataFileName, FileFormat, IngestionDate, LayoutError, RawZoneLayout};
 pub use metadata::{
-    DatePartitionMetadata, DlqEntry, FileEntry, Landing, LandingPlan, MergeConflict, checksum_as_listed,
-    file_checksum,
+    DatePartitionMetadata, DlqEntry, FileChecksum, FileEntry, Landing, LandingPlan, MergeConflict,
+    checksum_as_listed, file_checksum,
 };
 pub use store::{ObjectVersion, RawZoneStore, StoreError, StoreLocation};

@@ -287,3 +287,17 @@ fn the_checksum_is_the_big_endian_crc32c_and_listings_of_earlier_writers_still_c
     assert_ne!(checksum_as_listed(sha_abc, b"abd"), sha_abc);
     assert_eq!(checksum_as_listed("md5:00", b"abc"), file_checksum(b"abc"));
 }
+
+#[test]
+fn a_checksum_over_pieces_is_the_checksum_of_the_whole() {
+    for cuts in [vec![], vec![0], vec![1, 4], vec![3, 3, 9], vec![9]] {
+        let mut checksum = FileChecksum::default();
+        let mut from = 0;
+        for cut in cuts.iter().copied().chain([9]) {
+            checksum.update(&b"123456789"[from..cut]);
+            from = cut;
+        }
+        assert_eq!(checksum.finish(), "crc32c:e3069283", "cut at {cuts:?}");
+    }
+    assert_eq!(FileChecksum::default().finish(), file_checksum(b""));
+}

@@ -4,6 +4,8 @@
 //! and the directory is fsynced: a reader or a crash sees the old object or the new one, never a part.
 //! Data files ([`LocalStore::put`]) are written with `O_DIRECT`, sparing the CPU the page-cache copy of
 //! files written once; where the file system refuses it, they are written buffered (see [`direct`]).
+//! A data file too large to hold whole can be streamed instead ([`LocalStore::create_streamed`]): written
+//! piece by piece as it is produced, then named, synced and renamed the same way.
 //! Conditional writes hold an exclusive `flock` on a hidden lock file next to the object, which the
 //! kernel releases if the holder dies, so a killed consumer never leaves a stale lock behind.
 
@@ -16,7 +18,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{ObjectVersion, StoreError, Versioned};
-use direct::DirectWriter;
+use direct::{DirectWriter, PieceWriter};
 
 mod direct;
 
@@ -80,6 +82,27 @@ impl LocalStore {
         .await
     }
 
+    /// Starts a data file in the directory `dir_key`, to be written piece by piece as it is produced and
+    /// named only when it is finished (its name may depend on its bytes). Blocking: call it, and the
+    /// file's methods, off the async runtime.
+    pub fn create_streamed(&self, dir_key: &str) -> Result<StreamedFile, StoreError> {
+        let dir = self.path_of(dir_key)?;
+        let tmp = dir.join(format!(".streamed.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let io_err = |source| StoreError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io_err)?;
+        let pieces = PieceWriter::create(&self.direct, &tmp).map_err(io_err)?;
+        Ok(StreamedFile {
+            direct: Arc::clone(&self.direct),
+            pieces: Some(pieces),
+            dir,
+            tmp,
+            placed: false,
+        })
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let path = self.path_of(key)?;
         blocking(move || match read_optional(&path) {
@@ -126,6 +149,91 @@ impl LocalStore {
         })
         .await
     }
+}
+
+/// A data file being written piece by piece to a hidden temporary file beside its final place
+/// ([`LocalStore::create_streamed`]). Pieces of whole 4096-byte blocks that start at a block boundary in
+/// memory ([`DIRECT_IO_ALIGN`]) go to the disk with `O_DIRECT`, straight from there. [`StreamedFile::finish`]
+/// names the file, syncs it and renames it into place, atomically as [`LocalStore::put`] does; a file
+/// dropped unfinished removes its temporary file, so a failed landing leaves nothing a reader lists.
+#[derive(Debug)]
+pub struct StreamedFile {
+    direct: Arc<DirectWriter>,
+    /// `None` once finished.
+    pieces: Option<PieceWriter>,
+    dir: PathBuf,
+    tmp: PathBuf,
+    /// Renamed into place: no temporary file left to remove.
+    placed: bool,
+}
+
+impl StreamedFile {
+    /// Appends `piece`; written directly when it is whole blocks at a block boundary, else (and from then
+    /// on) through the page cache.
+    pub fn write(&mut self, piece: &[u8]) -> Result<(), StoreError> {
+        let io_err = |source| StoreError::Io {
+            path: self.tmp.clone(),
+            source,
+        };
+        match self.pieces.as_mut() {
+            Some(pieces) => pieces.write(&self.direct, piece).map_err(io_err),
+            None => Err(io_err(finished())),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.pieces.as_ref().map_or(0, PieceWriter::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the pieces still go to the disk with `O_DIRECT`.
+    pub fn is_direct(&self) -> bool {
+        self.pieces.as_ref().is_some_and(PieceWriter::is_direct)
+    }
+
+    /// Appends `tail` (any length) and puts the file in place as `name` in its directory: synced,
+    /// renamed over any file of that name, and the directory synced.
+    pub fn finish(mut self, tail: &[u8], name: &str) -> Result<(), StoreError> {
+        let path = self.dir.join(name);
+        if name.is_empty()
+            || Path::new(name)
+                .components()
+                .ne([Component::Normal(name.as_ref())])
+        {
+            return Err(StoreError::Io {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "a file name, without `/`"),
+            });
+        }
+        let pieces = self.pieces.take().ok_or_else(|| StoreError::Io {
+            path: self.tmp.clone(),
+            source: finished(),
+        })?;
+        let placed = (|| {
+            pieces.finish(&self.direct, tail)?.sync_all()?;
+            fs::rename(&self.tmp, &path)?;
+            self.placed = true;
+            File::open(&self.dir)?.sync_all()
+        })();
+        placed.map_err(|source| StoreError::Io { path, source })
+    }
+}
+
+impl Drop for StreamedFile {
+    fn drop(&mut self) {
+        // Unfinished, or failed before the rename: the temporary file must not stay behind.
+        if !self.placed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn finished() -> io::Error {
+    io::Error::other("the streamed file is already finished")
 }
 
 /// A content digest stands in for a generation: equal bytes are the same version for a merge.
@@ -375,6 +483,118 @@ mod tests {
             put_every_size(&LocalStore::new(root.clone()), &root).await;
             fs::remove_dir_all(root).expect("cleanup");
         }
+    }
+
+    /// Streams `data` in pieces of `piece` bytes (from block-aligned memory when `aligned`), all but a
+    /// last partial block, which goes as the tail.
+    fn stream(store: &LocalStore, data: &Bytes, piece: usize, aligned: bool) -> StreamedFile {
+        let source = if aligned {
+            block_aligned(data)
+        } else {
+            data.clone()
+        };
+        let mut file = store.create_streamed("d").expect("create");
+        let whole = data.len() / piece * piece;
+        let whole = if whole == data.len() {
+            whole.saturating_sub(piece)
+        } else {
+            whole
+        };
+        for start in (0..whole).step_by(piece) {
+            file.write(&source[start..start + piece]).expect("piece");
+        }
+        assert_eq!(file.len(), whole as u64);
+        file
+    }
+
+    #[test]
+    fn streamed_files_are_byte_identical_and_leave_no_temporary_file() {
+        let root = temp_root();
+        let stores = [
+            LocalStore::new(root.clone()),
+            LocalStore::new(root.clone()).with_direct_io(false),
+        ];
+        for (s, store) in stores.iter().enumerate() {
+            for len in SIZES {
+                for (piece, aligned) in [(4096, true), (1 << 20, true), (4096, false), (1000, true)] {
+                    let data = pattern(len);
+                    let name = format!("{s}-{len}-{piece}-{aligned}.jsonl");
+                    let file = stream(store, &data, piece, aligned);
+                    let direct = file.is_direct();
+                    let whole = file.len() as usize;
+                    let source = if aligned {
+                        block_aligned(&data)
+                    } else {
+                        data.clone()
+                    };
+                    file.finish(&source[whole..], &name).expect("finish");
+                    let written = fs::read(root.join("d").join(&name)).expect("read back");
+                    assert!(written == data, "{name}: the file differs from the data");
+                    if s == 0 && aligned && piece % 4096 == 0 && whole > 0 {
+                        assert!(direct, "{name}: whole aligned blocks go directly");
+                    }
+                    if whole > 0 && (piece == 1000 || !aligned) {
+                        assert!(
+                            !direct,
+                            "{name}: a piece that is not whole aligned blocks is buffered"
+                        );
+                    }
+                }
+            }
+        }
+        let names: Vec<String> = fs::read_dir(root.join("d"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with('.')),
+            "temporary files left: {names:?}"
+        );
+        assert_eq!(names.len(), 2 * SIZES.len() * 4);
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[test]
+    fn a_streamed_file_dropped_or_misnamed_leaves_nothing() {
+        let root = temp_root();
+        let store = LocalStore::new(root.clone());
+        let data = block_aligned(&pattern(3 << 20));
+        let mut file = store.create_streamed("d").expect("create");
+        file.write(&data[..1 << 20]).expect("piece");
+        drop(file);
+        let mut file = store.create_streamed("d").expect("create");
+        file.write(&data[..1 << 20]).expect("piece");
+        let err = file
+            .finish(&data[1 << 20..], "../escape")
+            .expect_err("a name with a path");
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert_eq!(
+            fs::read_dir(root.join("d")).expect("dir").count(),
+            0,
+            "nothing left behind"
+        );
+        assert!(
+            store.create_streamed("../x").is_err(),
+            "the directory may not escape the root"
+        );
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[test]
+    fn a_streamed_file_replaces_one_of_the_same_name() {
+        let root = temp_root();
+        let store = LocalStore::new(root.clone());
+        for round in 0..2 {
+            let data = pattern(5000 + round);
+            store
+                .create_streamed("d")
+                .expect("create")
+                .finish(&data, "same.jsonl")
+                .expect("finish");
+            assert!(fs::read(root.join("d/same.jsonl")).expect("read") == data);
+        }
+        assert_eq!(fs::read_dir(root.join("d")).expect("dir").count(), 1);
+        fs::remove_dir_all(root).expect("cleanup");
     }
 
     #[tokio::test]

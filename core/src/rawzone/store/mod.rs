@@ -200,6 +200,15 @@ impl RawZoneStore {
         }
     }
 
+    /// The `file://` store, whose data files can also be streamed ([`LocalStore::create_streamed`]).
+    pub fn as_local(&self) -> Option<&LocalStore> {
+        match self {
+            Self::Local(s) => Some(s),
+            #[cfg(feature = "gcs")]
+            Self::Gcs(_) => None,
+        }
+    }
+
     /// The object's bytes and version, or `None` if it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         match self {

@@ -92,7 +92,7 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
     let run = encoder.encode_run(0, &refs, &classifier).expect("encode");
     assert!(run.rejected.is_empty(), "{format}: {:?}", run.rejected);
     let file = run.file.expect("a file");
-    read_rows(format, file.data)
+    read_rows(format, file.data.expect("built in memory"))
         .expect("readable")
         .into_iter()
         .map(|row| {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 
 /// The alignment of memory, offsets and lengths: a multiple of every common logical block size.
@@ -149,6 +150,129 @@ fn write_whole(file: &mut File, blocks: &[u8]) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::WriteZero, "short O_DIRECT write"));
     }
     Ok(())
+}
+
+/// A new file written in pieces as they are produced ([`super::StreamedFile`]): with `O_DIRECT` while
+/// every piece is whole blocks at a block boundary in memory, through the page cache from the first
+/// piece that is not or from a refusal on (the flag is turned off on the open file, so what was written
+/// stays and nothing is written twice).
+#[derive(Debug)]
+pub(super) struct PieceWriter {
+    file: File,
+    direct: bool,
+    len: u64,
+}
+
+impl PieceWriter {
+    /// Creates `tmp`, with `O_DIRECT` unless `writer` is disabled or its file system refused it before.
+    pub(super) fn create(writer: &DirectWriter, tmp: &Path) -> io::Result<Self> {
+        if writer.enabled && !writer.refused() {
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(tmp);
+            match opened {
+                Ok(file) => {
+                    return Ok(Self {
+                        file,
+                        direct: true,
+                        len: 0,
+                    });
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    writer.refused.store(true, Ordering::Relaxed);
+                    // Some file systems create the file before refusing the flag.
+                    match fs::remove_file(tmp) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self {
+            file: File::create_new(tmp)?,
+            direct: false,
+            len: 0,
+        })
+    }
+
+    /// Whether the bytes still go to the disk directly.
+    pub(super) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Bytes written so far.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends `piece`.
+    pub(super) fn write(&mut self, writer: &DirectWriter, piece: &[u8]) -> io::Result<()> {
+        let whole_blocks = piece.as_ptr().align_offset(BLOCK) == 0 && piece.len().is_multiple_of(BLOCK);
+        if self.direct && whole_blocks {
+            match self.file.write(piece) {
+                Ok(n) if n == piece.len() => {
+                    self.len += n as u64;
+                    return Ok(());
+                }
+                // A short write leaves the offset unaligned: the rest goes through the page cache.
+                Ok(n) => return self.write_buffered(&piece[n..], n),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    writer.refused.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_buffered(piece, 0)
+    }
+
+    /// Appends the last piece, of any length, and gives the file back to be synced. With `O_DIRECT`, what
+    /// is not whole blocks in place is copied through `writer`'s staging buffer, the last block padded
+    /// with zeros and the file cut back to its real length, as [`DirectWriter::write_new`] does.
+    pub(super) fn finish(mut self, writer: &DirectWriter, tail: &[u8]) -> io::Result<File> {
+        let in_place = if tail.as_ptr().align_offset(BLOCK) == 0 {
+            tail.len() - tail.len() % BLOCK
+        } else {
+            0
+        };
+        let (aligned, rest) = tail.split_at(in_place);
+        self.write(writer, aligned)?;
+        if !self.direct || rest.is_empty() {
+            self.write(writer, rest)?;
+            return Ok(self.file);
+        }
+        let mut staging = writer.take_staging()?;
+        let mut padding = 0;
+        let written = rest.chunks(STAGING).try_for_each(|chunk| {
+            let padded = chunk.len().next_multiple_of(BLOCK);
+            let buffer = staging.as_mut_slice();
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            buffer[chunk.len()..padded].fill(0);
+            padding = padded - chunk.len();
+            self.write(writer, &buffer[..padded])
+        });
+        writer.give_back(staging);
+        written?;
+        if padding > 0 {
+            self.len -= padding as u64;
+            self.file.set_len(self.len)?;
+        }
+        Ok(self.file)
+    }
+
+    /// Appends `rest` through the page cache; `already` bytes of the piece went directly.
+    fn write_buffered(&mut self, rest: &[u8], already: usize) -> io::Result<()> {
+        if self.direct {
+            let flags = OFlag::from_bits_retain(fcntl(&self.file, FcntlArg::F_GETFL)?);
+            fcntl(&self.file, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
+            self.direct = false;
+        }
+        self.file.write_all(rest)?;
+        self.len += (already + rest.len()) as u64;
+        Ok(())
+    }
 }
 
 /// A zeroed buffer of [`STAGING`] bytes starting at a [`BLOCK`] boundary. The workspace forbids
