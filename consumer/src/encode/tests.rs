@@ -429,12 +429,11 @@ fn a_streamed_file_is_the_file_built_in_memory_and_leaves_no_temporary_file() {
     std::fs::remove_dir_all(root).expect("cleanup");
 }
 
-#[test]
-fn a_streamed_run_of_only_poison_leaves_nothing() {
+/// Encodes `records` into the directory `d` of a fresh local store; returns the run and the store's root.
+fn encode_into_temp_store(format: FileFormat, records: &[SourceRecord]) -> (EncodedRun, std::path::PathBuf) {
     let root = std::env::temp_dir().join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
     let store = LocalStore::new(root.clone());
-    let (encoder, classifier) = setup(FileFormat::Jsonl);
-    let records = [record(5, "{"), record(6, "[]")];
+    let (encoder, classifier) = setup(format);
     let refs: Vec<&SourceRecord> = records.iter().collect();
     let sink = FileSink::Local {
         store: &store,
@@ -443,27 +442,28 @@ fn a_streamed_run_of_only_poison_leaves_nothing() {
     let run = encoder
         .encode_run_into(2, &refs, &classifier, sink)
         .expect("encode");
+    (run, root)
+}
+
+/// How many entries the directory `d` of a store has (none if it was never made).
+fn entries_in_d(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("d")).map_or(0, Iterator::count)
+}
+
+#[test]
+fn a_streamed_run_of_only_poison_leaves_nothing() {
+    let (run, root) = encode_into_temp_store(FileFormat::Jsonl, &[record(5, "{"), record(6, "[]")]);
     assert!(run.file.is_none());
-    assert_eq!(std::fs::read_dir(root.join("d")).expect("dir").count(), 0);
-    std::fs::remove_dir_all(root).expect("cleanup");
+    assert_eq!(entries_in_d(&root), 0);
+    let _ = std::fs::remove_dir_all(root);
 }
 
 #[test]
 fn parquet_is_built_in_memory_even_for_a_local_store() {
-    let root = std::env::temp_dir().join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
-    let store = LocalStore::new(root.clone());
-    let (encoder, classifier) = setup(FileFormat::Parquet);
-    assert!(!encoder.streams_to(&RawZoneStore::Local(store.clone())));
-    let records = sample();
-    let refs: Vec<&SourceRecord> = records.iter().collect();
-    let sink = FileSink::Local {
-        store: &store,
-        dir_key: "d",
-    };
-    let run = encoder
-        .encode_run_into(2, &refs, &classifier, sink)
-        .expect("encode");
+    let (encoder, _) = setup(FileFormat::Parquet);
+    assert!(!encoder.streams_to(&RawZoneStore::Local(LocalStore::new("/nonexistent".into()))));
+    let (run, root) = encode_into_temp_store(FileFormat::Parquet, &sample());
     assert!(run.file.expect("file").data.is_some());
-    assert!(!root.join("d").exists() || std::fs::read_dir(root.join("d")).expect("dir").count() == 0);
+    assert_eq!(entries_in_d(&root), 0);
     let _ = std::fs::remove_dir_all(root);
 }

@@ -485,14 +485,24 @@ mod tests {
         }
     }
 
+    /// `data` copied to memory one byte past a block boundary (never written in place by `O_DIRECT`).
+    fn misaligned(data: &Bytes) -> Bytes {
+        block_aligned(&Bytes::from([&[0u8][..], data].concat())).slice(1..)
+    }
+
+    /// `data` from block-aligned memory when `aligned`, else from memory just past a block boundary.
+    fn placed(data: &Bytes, aligned: bool) -> Bytes {
+        if aligned {
+            block_aligned(data)
+        } else {
+            misaligned(data)
+        }
+    }
+
     /// Streams `data` in pieces of `piece` bytes (from block-aligned memory when `aligned`), all but a
     /// last partial block, which goes as the tail.
     fn stream(store: &LocalStore, data: &Bytes, piece: usize, aligned: bool) -> StreamedFile {
-        let source = if aligned {
-            block_aligned(data)
-        } else {
-            data.clone()
-        };
+        let source = placed(data, aligned);
         let mut file = store.create_streamed("d").expect("create");
         let whole = data.len() / piece * piece;
         let whole = if whole == data.len() {
@@ -522,11 +532,7 @@ mod tests {
                     let file = stream(store, &data, piece, aligned);
                     let direct = file.is_direct();
                     let whole = file.len() as usize;
-                    let source = if aligned {
-                        block_aligned(&data)
-                    } else {
-                        data.clone()
-                    };
+                    let source = placed(&data, aligned);
                     file.finish(&source[whole..], &name).expect("finish");
                     let written = fs::read(root.join("d").join(&name)).expect("read back");
                     assert!(written == data, "{name}: the file differs from the data");
