@@ -85,6 +85,25 @@ fn a_missing_file_is_a_gap_and_an_inconsistency() {
 }
 
 #[test]
+fn a_partition_whose_records_all_went_to_the_dlq_is_not_empty() {
+    let mut o = healthy();
+    o.days[0].expected.insert(2, (0, 2));
+    o.days[0].dlq.push((2, 0));
+    let results = evaluate(&all_checks(), Some(120_000), &o);
+    assert!(
+        failed(&results).contains(&NO_EMPTY_PARTITIONS),
+        "one of two records unaccounted for"
+    );
+    assert_eq!(
+        observed(&results, NO_EMPTY_PARTITIONS),
+        "2026-11-01: Kafka partition 2 has 2 records but no file (1 of them in the DLQ)"
+    );
+    o.days[0].dlq.push((2, 1));
+    let results = evaluate(&all_checks(), Some(120_000), &o);
+    assert!(!failed(&results).contains(&NO_EMPTY_PARTITIONS), "{results:?}");
+}
+
+#[test]
 fn a_missing_metadata_file_fails_by_name() {
     let mut o = healthy();
     o.days[0].metadata = MetadataState::Missing;
