@@ -1,7 +1,8 @@
 //! Landing one sealed unit: plan against `_metadata.json`, send poison pills to the DLQ, upload the
 //! files (or stream them to a `file://` store while they are encoded), and list everything in the
-//! metadata with one compare-and-swap. Retried with capped, jittered
-//! backoff until it succeeds; the unit's offsets are released for commit only after that.
+//! metadata with one compare-and-swap. Retried with capped, jittered backoff until it succeeds; the
+//! unit's offsets are released for commit only after that. A retry encodes again, so a streamed file is
+//! written again (the same bytes under the same name).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -527,3 +527,37 @@ fn pause_partition<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, 
 pub fn lock(core: &Mutex<SinkCore>) -> MutexGuard<'_, SinkCore> {
     core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_unit_within_a_share_of_memory_is_charged_no_more_than_that_share() {
+        const MIB: usize = 1 << 20;
+        let streamed = FileMemory::Streamed(2 * MIB);
+        for memory in [1, 1000, 3 * MIB, 4 * MIB, 4 * MIB + 1, 25 * MIB + 123] {
+            for file in [FileMemory::AsLargeAsTheRecords, streamed] {
+                let unit = file.unit_bytes_within(memory);
+                assert!(
+                    file.landing_bytes(unit) <= memory,
+                    "{file:?} in {memory}: unit {unit}"
+                );
+                assert!(
+                    file.landing_bytes(unit + 2) > memory,
+                    "{file:?} in {memory}: unit {unit} is not the largest"
+                );
+            }
+        }
+        assert_eq!(
+            streamed.unit_bytes_within(25 * MIB),
+            23 * MIB,
+            "records plus the whole buffer"
+        );
+        assert_eq!(
+            streamed.landing_bytes(MIB),
+            2 * MIB,
+            "a small file's buffer is its size"
+        );
+    }
+}
