@@ -5,14 +5,18 @@
 //! Data files ([`LocalStore::put`]) are written with `O_DIRECT`, sparing the CPU the page-cache copy of
 //! files written once; where the file system refuses it, they are written buffered (see [`direct`]).
 //! A data file too large to hold whole can be streamed instead ([`LocalStore::create_streamed`]): written
-//! piece by piece as it is produced, then named, synced and renamed the same way.
+//! piece by piece as it is produced, then named, synced and renamed the same way. Temporary files left
+//! by a writer that died are removed, an hour later, the first time the process writes a data file to
+//! their directory.
 //! Conditional writes hold an exclusive `flock` on a hidden lock file next to the object, which the
 //! kernel releases if the holder dies, so a killed consumer never leaves a stale lock behind.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -30,13 +34,19 @@ pub const DIRECT_IO_ALIGN: usize = direct::BLOCK;
 pub struct LocalStore {
     root: PathBuf,
     direct: Arc<DirectWriter>,
+    /// Directories this process has already swept of abandoned temporary files.
+    swept: Arc<Mutex<HashSet<PathBuf>>>,
 }
+
+/// A temporary file this old was left by a writer that died: a write takes seconds at most.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 impl LocalStore {
     pub fn new(root: PathBuf) -> Self {
         Self {
             root,
             direct: Arc::new(DirectWriter::new(true)),
+            swept: Arc::default(),
         }
     }
 
@@ -75,7 +85,11 @@ impl LocalStore {
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         let direct = Arc::clone(&self.direct);
+        let swept = Arc::clone(&self.swept);
         blocking(move || {
+            if let Some(dir) = path.parent() {
+                sweep_once(&swept, dir);
+            }
             write_atomic(&path, |tmp| direct.write_new(tmp, &data))
                 .map_err(|source| StoreError::Io { path, source })
         })
@@ -93,6 +107,7 @@ impl LocalStore {
             source,
         };
         fs::create_dir_all(&dir).map_err(io_err)?;
+        self.sweep_once(&dir);
         let pieces = PieceWriter::create(&self.direct, &tmp).map_err(io_err)?;
         Ok(StreamedFile {
             direct: Arc::clone(&self.direct),
@@ -101,6 +116,13 @@ impl LocalStore {
             tmp,
             placed: false,
         })
+    }
+
+    /// The first time this process writes a data file to `dir`: removes the temporary files there that a
+    /// writer which died mid-write left behind (readers skip them, but they hold disk space), once they
+    /// are [`ABANDONED_AFTER`] old. Best effort: a file it cannot remove stays.
+    fn sweep_once(&self, dir: &Path) {
+        sweep_once(&self.swept, dir);
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
@@ -234,6 +256,32 @@ impl Drop for StreamedFile {
 
 fn finished() -> io::Error {
     io::Error::other("the streamed file is already finished")
+}
+
+/// [`LocalStore::sweep_once`], for callers that hold only the set of swept directories.
+fn sweep_once(swept: &Mutex<HashSet<PathBuf>>, dir: &Path) {
+    if !swept
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(dir.to_owned())
+    {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let temporary = name
+            .to_str()
+            .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"));
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if temporary && age.is_some_and(|age| age >= ABANDONED_AFTER) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A content digest stands in for a generation: equal bytes are the same version for a merge.
@@ -583,6 +631,61 @@ mod tests {
             store.create_streamed("../x").is_err(),
             "the directory may not escape the root"
         );
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[test]
+    fn abandoned_temporary_files_are_swept_the_first_time_a_directory_is_written() {
+        let root = temp_root();
+        let store = LocalStore::new(root.clone());
+        let dir = root.join("d");
+        fs::create_dir_all(&dir).expect("dir");
+        let old = std::time::SystemTime::now() - ABANDONED_AFTER - Duration::from_secs(60);
+        for name in [".a.jsonl.tmp-1", ".streamed.tmp-2", "kept.jsonl", ".young.tmp-3"] {
+            let file = File::create(dir.join(name)).expect("create");
+            if name != ".young.tmp-3" {
+                file.set_modified(old).expect("age it");
+            }
+        }
+        drop(store.create_streamed("d").expect("create"));
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".young.tmp-3", "kept.jsonl"],
+            "an hour-old temporary file is abandoned"
+        );
+        let again = File::create(dir.join(".b.tmp-4")).expect("create");
+        again.set_modified(old).expect("age it");
+        drop(store.create_streamed("d").expect("create"));
+        assert!(
+            dir.join(".b.tmp-4").exists(),
+            "a directory is swept once per process"
+        );
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_data_file_put_sweeps_its_directory_too() {
+        let root = temp_root();
+        let store = LocalStore::new(root.clone());
+        fs::create_dir_all(root.join("e")).expect("dir");
+        let stale = File::create(root.join("e/.x.jsonl.tmp-9")).expect("create");
+        stale
+            .set_modified(std::time::SystemTime::now() - ABANDONED_AFTER)
+            .expect("age it");
+        store
+            .put("e/x.jsonl", Bytes::from_static(b"x\n"))
+            .await
+            .expect("put");
+        let names: Vec<_> = fs::read_dir(root.join("e"))
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["x.jsonl"]);
         fs::remove_dir_all(root).expect("cleanup");
     }
 
