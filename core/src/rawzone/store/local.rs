@@ -609,6 +609,29 @@ mod tests {
     }
 
     #[test]
+    fn streamed_files_on_tmpfs_are_byte_identical() {
+        // tmpfs refused O_DIRECT before Linux 6.6 (at open): the buffered path there, the direct one since.
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let root = shm.join(format!("streamlake-streamed-{}", uuid::Uuid::new_v4().simple()));
+        let store = LocalStore::new(root.clone());
+        let data = pattern((3 << 20) + 17);
+        let file = stream(&store, &data, 1 << 20, true);
+        let whole = file.len() as usize;
+        file.finish(&placed(&data, true)[whole..], "f.jsonl")
+            .expect("finish");
+        assert!(fs::read(root.join("d/f.jsonl")).expect("read back") == data);
+        assert_eq!(
+            fs::read_dir(root.join("d")).expect("dir").count(),
+            1,
+            "no temporary file"
+        );
+        fs::remove_dir_all(root).expect("cleanup");
+    }
+
+    #[test]
     fn a_streamed_file_dropped_or_misnamed_leaves_nothing() {
         let root = temp_root();
         let store = LocalStore::new(root.clone());
