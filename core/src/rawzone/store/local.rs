@@ -533,6 +533,11 @@ mod tests {
         }
     }
 
+    /// How many entries `dir` holds.
+    fn entries(dir: &Path) -> usize {
+        fs::read_dir(dir).expect("dir").count()
+    }
+
     /// `data` copied to memory one byte past a block boundary (never written in place by `O_DIRECT`).
     fn misaligned(data: &Bytes) -> Bytes {
         block_aligned(&Bytes::from([&[0u8][..], data].concat())).slice(1..)
@@ -623,11 +628,7 @@ mod tests {
         file.finish(&placed(&data, true)[whole..], "f.jsonl")
             .expect("finish");
         assert!(fs::read(root.join("d/f.jsonl")).expect("read back") == data);
-        assert_eq!(
-            fs::read_dir(root.join("d")).expect("dir").count(),
-            1,
-            "no temporary file"
-        );
+        assert_eq!(entries(&root.join("d")), 1, "no temporary file");
         fs::remove_dir_all(root).expect("cleanup");
     }
 
@@ -645,11 +646,7 @@ mod tests {
             .finish(&data[1 << 20..], "../escape")
             .expect_err("a name with a path");
         assert!(matches!(err, StoreError::Io { .. }), "{err}");
-        assert_eq!(
-            fs::read_dir(root.join("d")).expect("dir").count(),
-            0,
-            "nothing left behind"
-        );
+        assert_eq!(entries(&root.join("d")), 0, "nothing left behind");
         assert!(
             store.create_streamed("../x").is_err(),
             "the directory may not escape the root"
@@ -725,7 +722,7 @@ mod tests {
                 .expect("finish");
             assert!(fs::read(root.join("d/same.jsonl")).expect("read") == data);
         }
-        assert_eq!(fs::read_dir(root.join("d")).expect("dir").count(), 1);
+        assert_eq!(entries(&root.join("d")), 1);
         fs::remove_dir_all(root).expect("cleanup");
     }
 
