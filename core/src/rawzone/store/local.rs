@@ -101,13 +101,13 @@ impl LocalStore {
     /// file's methods, off the async runtime.
     pub fn create_streamed(&self, dir_key: &str) -> Result<StreamedFile, StoreError> {
         let dir = self.path_of(dir_key)?;
-        let tmp = dir.join(format!(".streamed.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let tmp = temporary_path(&dir, "streamed");
         let io_err = |source| StoreError::Io {
             path: tmp.clone(),
             source,
         };
         fs::create_dir_all(&dir).map_err(io_err)?;
-        self.sweep_once(&dir);
+        sweep_once(&self.swept, &dir);
         let pieces = PieceWriter::create(&self.direct, &tmp).map_err(io_err)?;
         Ok(StreamedFile {
             direct: Arc::clone(&self.direct),
@@ -116,13 +116,6 @@ impl LocalStore {
             tmp,
             placed: false,
         })
-    }
-
-    /// The first time this process writes a data file to `dir`: removes the temporary files there that a
-    /// writer which died mid-write left behind (readers skip them, but they hold disk space), once they
-    /// are [`ABANDONED_AFTER`] old. Best effort: a file it cannot remove stays.
-    fn sweep_once(&self, dir: &Path) {
-        sweep_once(&self.swept, dir);
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
@@ -235,12 +228,9 @@ impl StreamedFile {
             path: self.tmp.clone(),
             source: finished(),
         })?;
-        let placed = (|| {
-            pieces.finish(&self.direct, tail)?.sync_all()?;
-            fs::rename(&self.tmp, &path)?;
-            self.placed = true;
-            File::open(&self.dir)?.sync_all()
-        })();
+        let placed = pieces
+            .finish(&self.direct, tail)
+            .and_then(|file| place(file, &self.tmp, &path, &self.dir, &mut self.placed));
         placed.map_err(|source| StoreError::Io { path, source })
     }
 }
@@ -258,7 +248,10 @@ fn finished() -> io::Error {
     io::Error::other("the streamed file is already finished")
 }
 
-/// [`LocalStore::sweep_once`], for callers that hold only the set of swept directories.
+/// The first time this process writes a data file to `dir` (`swept` holds the directories it did): removes
+/// the temporary files there ([`temporary_path`]) that a writer which died mid-write left behind (readers
+/// skip them, but they hold disk space), once they are [`ABANDONED_AFTER`] old. Best effort: a file it
+/// cannot remove stays.
 fn sweep_once(swept: &Mutex<HashSet<PathBuf>>, dir: &Path) {
     if !swept
         .lock()
@@ -272,7 +265,7 @@ fn sweep_once(swept: &Mutex<HashSet<PathBuf>>, dir: &Path) {
         let name = entry.file_name();
         let temporary = name
             .to_str()
-            .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"));
+            .is_some_and(|n| n.starts_with('.') && n.contains(TEMPORARY_MARK));
         let age = entry
             .metadata()
             .and_then(|m| m.modified())
@@ -313,20 +306,33 @@ fn parent(path: &Path) -> io::Result<&Path> {
 fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> io::Result<File>) -> io::Result<()> {
     let dir = parent(path)?;
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name(path)?,
-        uuid::Uuid::new_v4().simple()
-    ));
-    let written = (|| {
-        write(&tmp)?.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
+    let tmp = temporary_path(dir, file_name(path)?);
+    let mut placed = false;
+    let written = write(&tmp).and_then(|file| place(file, &tmp, path, dir, &mut placed));
+    if !placed {
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// What marks a temporary file's name ([`temporary_path`]), for [`sweep_once`].
+const TEMPORARY_MARK: &str = ".tmp-";
+
+/// A new hidden temporary file in `dir` for `stem`: readers skip names starting with `.`.
+fn temporary_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!(
+        ".{stem}{TEMPORARY_MARK}{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// Syncs `file`, written at `tmp`, renames it to `path` (`placed` is set from then on: `tmp` is gone) and
+/// syncs the directory `dir`, so a crash sees the old object or the new one, never a part.
+fn place(file: File, tmp: &Path, path: &Path, dir: &Path, placed: &mut bool) -> io::Result<()> {
+    file.sync_all()?;
+    fs::rename(tmp, path)?;
+    *placed = true;
+    File::open(dir)?.sync_all()
 }
 
 fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {

@@ -86,11 +86,7 @@ impl DirectWriter {
         if refusal {
             self.refused.store(true, Ordering::Relaxed);
         }
-        // Some file systems create the file before refusing the flag.
-        match fs::remove_file(tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+        remove_refused(tmp)?;
         write_buffered(tmp, data)
     }
 
@@ -122,25 +118,44 @@ fn write_direct(tmp: &Path, data: &[u8], staging: &mut [u8]) -> io::Result<File>
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(tmp)?;
-    let in_place = if data.as_ptr().align_offset(BLOCK) == 0 {
-        data.len() - data.len() % BLOCK
-    } else {
-        0
-    };
-    let (aligned, rest) = data.split_at(in_place);
+    let (aligned, rest) = data.split_at(in_place(data));
     for chunk in aligned.chunks(IN_PLACE_WRITE) {
         write_whole(&mut file, chunk)?;
     }
     for chunk in rest.chunks(staging.len()) {
-        let padded = chunk.len().next_multiple_of(BLOCK);
-        staging[..chunk.len()].copy_from_slice(chunk);
-        staging[chunk.len()..padded].fill(0);
-        write_whole(&mut file, &staging[..padded])?;
+        write_whole(&mut file, padded_copy(staging, chunk))?;
     }
     if !data.len().is_multiple_of(BLOCK) {
         file.set_len(data.len() as u64)?;
     }
     Ok(file)
+}
+
+/// How many leading bytes of `data` are whole blocks that `O_DIRECT` can write in place: all of its whole
+/// blocks when it starts at a block boundary, none otherwise.
+fn in_place(data: &[u8]) -> usize {
+    if data.as_ptr().align_offset(BLOCK) == 0 {
+        data.len() - data.len() % BLOCK
+    } else {
+        0
+    }
+}
+
+/// `chunk` copied to the start of `staging` and padded with zeros to whole blocks.
+fn padded_copy<'s>(staging: &'s mut [u8], chunk: &[u8]) -> &'s [u8] {
+    let padded = chunk.len().next_multiple_of(BLOCK);
+    staging[..chunk.len()].copy_from_slice(chunk);
+    staging[chunk.len()..padded].fill(0);
+    &staging[..padded]
+}
+
+/// Removes what a refused `O_DIRECT` open or write left at `tmp`: some file systems create the file
+/// before refusing the flag.
+fn remove_refused(tmp: &Path) -> io::Result<()> {
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// One write of whole blocks. A short write would leave the next offset unaligned: the caller gives the
@@ -182,11 +197,7 @@ impl PieceWriter {
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     writer.refused.store(true, Ordering::Relaxed);
-                    // Some file systems create the file before refusing the flag.
-                    match fs::remove_file(tmp) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                        _ => {}
-                    }
+                    remove_refused(tmp)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -232,12 +243,7 @@ impl PieceWriter {
     /// is not whole blocks in place is copied through `writer`'s staging buffer, the last block padded
     /// with zeros and the file cut back to its real length, as [`DirectWriter::write_new`] does.
     pub(super) fn finish(mut self, writer: &DirectWriter, tail: &[u8]) -> io::Result<File> {
-        let in_place = if tail.as_ptr().align_offset(BLOCK) == 0 {
-            tail.len() - tail.len() % BLOCK
-        } else {
-            0
-        };
-        let (aligned, rest) = tail.split_at(in_place);
+        let (aligned, rest) = tail.split_at(in_place(tail));
         self.write(writer, aligned)?;
         if !self.direct || rest.is_empty() {
             self.write(writer, rest)?;
@@ -246,12 +252,9 @@ impl PieceWriter {
         let mut staging = writer.take_staging()?;
         let mut padding = 0;
         let written = rest.chunks(STAGING).try_for_each(|chunk| {
-            let padded = chunk.len().next_multiple_of(BLOCK);
-            let buffer = staging.as_mut_slice();
-            buffer[..chunk.len()].copy_from_slice(chunk);
-            buffer[chunk.len()..padded].fill(0);
-            padding = padded - chunk.len();
-            self.write(writer, &buffer[..padded])
+            let padded = padded_copy(staging.as_mut_slice(), chunk);
+            padding = padded.len() - chunk.len();
+            self.write(writer, padded)
         });
         writer.give_back(staging);
         written?;
