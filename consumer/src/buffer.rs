@@ -145,10 +145,6 @@ impl OpenBuffers {
         by_size.into_iter().filter_map(|(_, k)| self.seal(k)).collect()
     }
 
-    pub fn seal_all(&mut self) -> Vec<SealedUnit> {
-        self.seal_where(|_, _| true)
-    }
-
     /// Drops the buffers of partitions this consumer no longer owns (their records will be re-read).
     pub fn discard_partitions(&mut self, partitions: &[i32]) {
         let dropped: usize = self
@@ -249,7 +245,7 @@ mod tests {
             .map(|u| (u.records[0].offset, u.records.last().expect("records").offset))
             .collect();
         assert_eq!(ranges, vec![(0, 2), (3, 5)]);
-        assert_eq!(buffers.seal_all()[0].records.len(), 1);
+        assert_eq!(buffers.seal_largest(usize::MAX)[0].records.len(), 1);
         assert_eq!(buffers.bytes(), 0);
     }
 

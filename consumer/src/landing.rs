@@ -249,12 +249,13 @@ async fn encode_runs(
     let (ctx, unit) = (ctx.clone(), unit.clone());
     tokio::task::spawn_blocking(move || {
         let dir_key = ctx.layout.date_prefix(unit.date);
+        // The encoder streams only the formats it can (JSON lines); the others it builds in memory.
         let sink = match ctx.store.as_local() {
-            Some(store) if ctx.encoder.streams_to(&ctx.store) => FileSink::Local {
+            Some(store) => FileSink::Local {
                 store,
                 dir_key: &dir_key,
             },
-            _ => FileSink::Memory,
+            None => FileSink::Memory,
         };
         runs.into_iter()
             .map(|run| {

@@ -233,7 +233,7 @@ impl Encoder {
             } => {
                 let (name, entry) = self.describe(partition, stats, checksum.finish(), bytes);
                 let placed = file.finish(&buffer[start..], &entry.path);
-                drop(self.buffers.freeze(buffer, start));
+                self.buffers.give_back(buffer);
                 placed?;
                 EncodedFile {
                     name,

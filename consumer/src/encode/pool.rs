@@ -52,7 +52,8 @@ impl BufferPool {
         .slice(start..)
     }
 
-    fn give_back(&self, mut buffer: Vec<u8>) {
+    /// Keeps `buffer` for a later file, if there is room.
+    pub fn give_back(&self, mut buffer: Vec<u8>) {
         buffer.clear();
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         let kept: usize = free.iter().map(Vec::capacity).sum();
