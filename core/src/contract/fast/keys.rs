@@ -2,6 +2,9 @@
 //! event's bytes: the name and its closing quote, their first sixteen bytes as two `u64`s, then whatever
 //! follows.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 /// One declared name as the event writes it between quotes, if it can be written without escapes.
 #[derive(Debug)]
 struct Written {
@@ -16,11 +19,29 @@ struct Written {
     rest: Box<[u8]>,
 }
 
+/// A declared name as a compact event writes it after the member before it: `,"name":`.
+#[derive(Debug)]
+struct Lead {
+    /// Its first sixteen bytes, little-endian, zero past its end.
+    word: u128,
+    /// Keep only the bytes of a loaded word that it covers.
+    mask: u128,
+    len: usize,
+    /// Its bytes past the first sixteen.
+    rest: Box<[u8]>,
+}
+
 /// The names of an object schema's `properties`, in their order.
 #[derive(Debug)]
 pub(super) struct Keys {
     /// Every name but those that need an escape (a quote, a backslash, a control character) in JSON text.
     written: Vec<Written>,
+    /// By property index, the name's lead, if it is written without escapes.
+    leads: Vec<Option<Lead>>,
+    /// The property that came first in the last object read with these names (at 0), and the one that
+    /// came after each property (at its index + 1): learned as events are read, so that a producer's
+    /// order (often not the schema's) is the one expected. A guess, shared by the threads that read.
+    follows: Vec<AtomicU8>,
     /// Where one byte of a key tells which written name it can only be, if there is such a place.
     pick: Option<Pick>,
 }
@@ -80,21 +101,35 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 impl Keys {
     pub(super) const NONE: Keys = Keys {
         written: Vec::new(),
+        leads: Vec::new(),
+        follows: Vec::new(),
         pick: None,
     };
 
-    pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+    pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str> + Clone) -> Self {
+        let plain = |name: &str| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        let leads: Vec<Option<Lead>> = (names.clone().into_iter())
+            .map(|name| {
+                let lead = [b",\"", name.as_bytes(), b"\":"].concat();
+                let covered = lead.len().min(16) as u32;
+                plain(name).then(|| Lead {
+                    word: u128::from(word(&lead, 0)) | u128::from(word(&lead, 8)) << 64,
+                    mask: u128::MAX.checked_shr(128 - 8 * covered).unwrap_or(0),
+                    len: lead.len(),
+                    rest: lead.get(16..).unwrap_or_default().into(),
+                })
+            })
+            .collect();
         let written: Vec<Written> = names
             .into_iter()
             .enumerate()
             .filter_map(|(index, name)| {
-                let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
                 let quoted = [name.as_bytes(), b"\""].concat();
                 let mask = |at: usize| {
                     let covered = quoted.len().saturating_sub(at).min(8) as u32;
                     u64::MAX.checked_shr(64 - 8 * covered).unwrap_or(0)
                 };
-                plain.then(|| Written {
+                plain(name).then(|| Written {
                     index,
                     len: name.len(),
                     words: [word(&quoted, 0), word(&quoted, 8)],
@@ -104,7 +139,45 @@ impl Keys {
             })
             .collect();
         let pick = Pick::new(&written);
-        Self { written, pick }
+        // Until an object is read, the declared order (the properties' order, by name) is expected.
+        let count = u8::try_from(leads.len()).unwrap_or(NO_NAME);
+        let follows = (0..=count).map(AtomicU8::new).collect();
+        Self {
+            written,
+            leads,
+            follows,
+            pick,
+        }
+    }
+
+    /// The property expected at `slot`: first in an object (0), or after property `slot - 1`.
+    #[inline(always)]
+    pub(super) fn expected(&self, slot: usize) -> Option<usize> {
+        let index = self.follows.get(slot)?.load(Ordering::Relaxed);
+        (index != NO_NAME).then_some(usize::from(index))
+    }
+
+    /// Property `index` came at `slot`: expect it there next time.
+    pub(super) fn learn(&self, slot: usize, index: usize) {
+        if let (Some(follows), Ok(index)) = (self.follows.get(slot), u8::try_from(index))
+            && follows.load(Ordering::Relaxed) != index
+        {
+            follows.store(index, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the name of property `index` stands in `bytes` if they hold its lead at `at` (`,"name":`;
+    /// with `first`, any byte in place of the comma: the object's bracket or a space after it).
+    #[inline(always)]
+    pub(super) fn lead(&self, bytes: &[u8], at: usize, index: usize, first: bool) -> Option<Range<usize>> {
+        let lead = self.leads.get(index)?.as_ref()?;
+        let window = bytes.get(at..)?;
+        let loaded = u128::from_le_bytes(*window.first_chunk::<16>()?);
+        let mask = if first { lead.mask & !0xff } else { lead.mask };
+        let led = (loaded ^ lead.word) & mask == 0
+            && (lead.rest.is_empty() || window.get(16..lead.len) == Some(&*lead.rest));
+        // Past the comma and the quote, up to the closing quote and the colon.
+        led.then_some(at + 2..at + lead.len - 2)
     }
 
     /// The index and length of the name that `rest` (the bytes after a key's opening quote) starts with,

@@ -477,9 +477,33 @@ impl<'a> Scan<'a> {
             self.at += 1;
             return check(checks.required == 0);
         }
+        // A producer mostly writes its members compactly and in one order: the next one's comma, quoted
+        // name and colon are compared with those of the member that came next last time, in one go,
+        // before a key is read.
+        let keys = &checks.keys;
+        // Where the member stands in the order learned: first (0), after property `slot - 1`, or
+        // after a member that is not a property (None).
+        let mut slot = Some(0);
+        let mut next = (keys.expected(0))
+            .and_then(|index| Some((index, keys.lead(self.bytes, self.at - 1, index, true)?)));
         loop {
-            let (property, name) = self.key(checks, root.reserved)?;
-            self.colon()?;
+            let (property, name) = match next {
+                Some((index, name)) => {
+                    self.at = name.end + 2;
+                    self.space();
+                    let name = self.bytes.get(name)?;
+                    check(!root.reserved.iter().any(|r| r.as_bytes() == name))?;
+                    (Some(index), Content::Written(name))
+                }
+                None => {
+                    let (property, name) = self.key(checks, root.reserved)?;
+                    if let (Some(slot), Some(index)) = (slot, property) {
+                        keys.learn(slot, index);
+                    }
+                    self.colon()?;
+                    (property, name)
+                }
+            };
             let start = self.at;
             match property {
                 Some(index) => {
@@ -507,7 +531,10 @@ impl<'a> Scan<'a> {
             if let Some(members) = members.as_deref_mut() {
                 members.push((name.into_text()?, self.text_from(start)?));
             }
-            if self.closed(b'}')? {
+            slot = property.map(|index| index + 1);
+            next = (slot.and_then(|slot| keys.expected(slot)))
+                .and_then(|index| Some((index, keys.lead(self.bytes, self.at, index, false)?)));
+            if next.is_none() && self.closed(b'}')? {
                 break;
             }
         }

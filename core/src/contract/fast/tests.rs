@@ -299,6 +299,87 @@ fn keys_match_their_property_whether_written_plainly_or_escaped() {
     }
 }
 
+/// Members are compared with the next one of the order last seen (`Keys::lead`) before a key is read:
+/// whatever order was learned, and whichever members repeat, end early or are spaced, the answer is the
+/// general path's.
+#[test]
+fn members_are_decided_alike_in_any_order_whatever_order_was_learned() {
+    let schema = json!({
+        "type": "object", "x-streamlake-partition-key": "id", "required": ["id"],
+        "properties": {
+            "id": {"type": "string"}, "idx": {"type": "integer"}, "_key": {"type": "string"},
+            "a_rather_long_property_name": {"type": "integer", "maximum": 5},
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["x"],
+                "properties": {"x": {"type": "integer"}, "y": {"type": "string"}},
+                "additionalProperties": false
+            }}
+        },
+        "additionalProperties": {"type": "integer"}
+    });
+    let events = [
+        (
+            r#"{"id":"a","idx":1,"a_rather_long_property_name":5,"items":[{"x":1,"y":"p"},{"x":2,"y":"q"}]}"#,
+            true,
+        ),
+        (
+            r#"{"idx":1,"id":"a","items":[{"y":"p","x":1},{"x":2,"y":"q"},{"y":"r","x":3}],"a_rather_long_property_name":5}"#,
+            true,
+        ),
+        (r#"{"id":"a","idx":1,"id":"b"}"#, false),
+        (r#"{"id":"a","idx":1,"idx":2,"z":1}"#, false),
+        (r#"{"id":"a","idx":1,"_key":"k","z":1}"#, false),
+        (r#"{"id":"a","_key":"k"}"#, false),
+        (r#"{"_key":"k","id":"a"}"#, false),
+        (r#"{"id":"a","a_rather_long_property_name":6,"items":[]}"#, false),
+        (
+            r#"{"id":"a","a_rather_long_property_name":4,"items":[{"x":1,"y":"p","z":1}]}"#,
+            false,
+        ),
+        (
+            r#"{"id":"a","a_rather_long_property_nam":"4","items":[{"x":1}]}"#,
+            false,
+        ),
+        (
+            r#"{"id":"a","a_rather_long_property_namf":4,"items":[{"x":1}]}"#,
+            true,
+        ),
+        (
+            r#"{ "id" : "a" , "idx" :1,"z": 2 ,"items":[ { "x" :1 , "y":"p"} ,{"y":"q","x":2}]}"#,
+            true,
+        ),
+        (
+            r#"{"id":"a","z":1,"idx":2,"items":[{"x":1,"y":"p"},{"y":"q"}]}"#,
+            false,
+        ),
+        (r#"{"id":"a","idx":"1"}"#, false),
+        (r#"{"idx":1}"#, false),
+        (r#"{"id":"a","idx":1}"#, true),
+        (r#"{"id":"a","idx":1,"items":[{"x":1,"y":"p"}]}  "#, true),
+    ];
+    // Each event first (the declared order expected: by name), then after each other one (after each
+    // order learned), and twice in a row.
+    for (event, certainly) in events {
+        assert_eq!(
+            sound(&contract(schema.clone()), event.as_bytes()),
+            certainly,
+            "{event} first"
+        );
+    }
+    let c = contract(schema);
+    for (before, _) in events {
+        for (event, certainly) in events {
+            sound(&c, before.as_bytes());
+            assert_eq!(sound(&c, event.as_bytes()), certainly, "{event} after {before}");
+            assert_eq!(
+                sound(&c, event.as_bytes()),
+                certainly,
+                "{event} twice after {before}"
+            );
+        }
+    }
+}
+
 #[test]
 fn string_lengths_count_code_points_at_both_bounds() {
     let c = contract(json!({
