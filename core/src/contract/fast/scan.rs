@@ -199,24 +199,26 @@ impl<'a> Scan<'a> {
     fn string_value(&mut self, checks: &Checks, keep: Option<&mut Option<String>>) -> Option<()> {
         let start = self.at;
         let rest = self.bytes.get(start + 1..)?;
-        // A pattern is walked over the string as it is written, its end found on the way.
-        if let Some(pattern) = &checks.pattern
-            && let Some(len) = pattern.quoted(rest)
-        {
-            let written = &rest[..len];
-            self.at = start + len + 2;
-            check(checks.ascii_string(written))?;
-            if let Some(out) = keep {
-                *out = Some(std::str::from_utf8(written).ok()?.to_owned());
-            }
-            return Some(());
-        }
+        // A short string's end is found sixteen bytes at a time even when a pattern applies: the
+        // pattern's walk (a chain of loads) then decides only the answer, not where reading goes on.
         if let Some(len) = short_plain(rest) {
             let written = &rest[..len];
             self.at = start + len + 2;
             check(
                 checks.ascii_string(written) && checks.pattern.as_ref().is_none_or(|p| p.is_match(written)),
             )?;
+            if let Some(out) = keep {
+                *out = Some(std::str::from_utf8(written).ok()?.to_owned());
+            }
+            return Some(());
+        }
+        // A longer pattern is walked over the string as it is written, its end found on the way.
+        if let Some(pattern) = &checks.pattern
+            && let Some(len) = pattern.quoted(rest)
+        {
+            let written = &rest[..len];
+            self.at = start + len + 2;
+            check(checks.ascii_string(written))?;
             if let Some(out) = keep {
                 *out = Some(std::str::from_utf8(written).ok()?.to_owned());
             }
