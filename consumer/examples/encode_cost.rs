@@ -53,7 +53,7 @@ fn records(count: usize, ingest: bool) -> Vec<SourceRecord> {
                         key: "schema_version",
                         value: Some("1"),
                     });
-                (Some(Bytes::from(key)), Some(headers))
+                (Some(Bytes::from(key)), Some(headers.into()))
             } else {
                 (None, None)
             };

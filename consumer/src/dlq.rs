@@ -6,11 +6,12 @@ use std::time::Duration;
 use chrono::Utc;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use streamlake_core::headers::{DlqError, ErrorStage};
 
 use crate::classify::Rejection;
-use crate::record::SourceRecord;
+use crate::record::{RecordHeaders, SourceRecord};
 
 pub struct DlqWriter {
     producer: FutureProducer,
@@ -58,7 +59,12 @@ impl DlqWriter {
             source_offset: Some(record.offset),
             failed_at: Utc::now(),
         };
-        let headers = error.append_to(record.headers.clone().unwrap_or_default());
+        let headers = error.append_to(
+            record
+                .headers
+                .as_ref()
+                .map_or_else(OwnedHeaders::new, RecordHeaders::to_owned_headers),
+        );
         let mut message = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers);
         if let Some(key) = record.key.as_deref() {
             message = message.key(key);

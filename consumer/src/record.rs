@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rdkafka::Message;
-use rdkafka::message::{BorrowedMessage, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use streamlake_core::rawzone::IngestionDate;
 
 /// Bookkeeping bytes charged per record on top of its key, payload and headers.
@@ -21,7 +21,7 @@ pub struct SourceRecord {
     pub timestamp: Option<i64>,
     pub key: Option<Bytes>,
     pub payload: Option<Bytes>,
-    pub headers: Option<OwnedHeaders>,
+    pub headers: Option<RecordHeaders>,
 }
 
 impl SourceRecord {
@@ -33,7 +33,7 @@ impl SourceRecord {
             timestamp: message.timestamp().to_millis(),
             key: message.key().map(|k| arena.copy(k)),
             payload: message.payload().map(|p| arena.copy(p)),
-            headers: message.headers().map(|h| h.detach()),
+            headers: message.headers().map(|h| RecordHeaders::copy(h, arena)),
         }
     }
 
@@ -46,15 +46,7 @@ impl SourceRecord {
 
     /// Memory charged against the buffer budget while the record is held.
     pub fn charged_bytes(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .as_ref()
-            .map(|h| {
-                h.iter()
-                    .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-                    .sum()
-            })
-            .unwrap_or(0);
+        let headers = self.headers.as_ref().map_or(0, RecordHeaders::content_len);
         RECORD_OVERHEAD
             + self.key.as_ref().map_or(0, Bytes::len)
             + self.payload.as_ref().map_or(0, Bytes::len)
@@ -92,12 +84,99 @@ pub struct RecordArena {
 
 impl RecordArena {
     pub fn copy(&mut self, bytes: &[u8]) -> Bytes {
-        if self.chunk.capacity() - self.chunk.len() < bytes.len() {
+        self.copy_with(bytes.len(), |chunk| chunk.extend_from_slice(bytes))
+    }
+
+    /// The `len` bytes that `fill` appends, as one copy in the arena.
+    fn copy_with(&mut self, len: usize, fill: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if self.chunk.capacity() - self.chunk.len() < len {
             // A record larger than a chunk gets an allocation of its own.
-            self.chunk = BytesMut::with_capacity(ARENA_CHUNK.max(bytes.len()));
+            self.chunk = BytesMut::with_capacity(ARENA_CHUNK.max(len));
         }
-        self.chunk.extend_from_slice(bytes);
+        fill(&mut self.chunk);
+        debug_assert_eq!(self.chunk.len(), len, "the arena copy is as long as announced");
         self.chunk.split().freeze()
+    }
+}
+
+/// A record's headers, copied into its partition's arena with its key and payload (librdkafka's own copy
+/// takes a malloc per header, freed on another thread: with the ingest API's five headers a record, most
+/// of what headers cost the poll loop). Each header is its name's length and its value's (`u32`
+/// little-endian; `u32::MAX` for a null value), then the name and the value.
+#[derive(Debug, Clone, Default)]
+pub struct RecordHeaders {
+    bytes: Bytes,
+    count: usize,
+}
+
+const NULL_VALUE: u32 = u32::MAX;
+
+impl RecordHeaders {
+    /// `headers` copied into `arena`.
+    pub fn copy<H: Headers>(headers: &H, arena: &mut RecordArena) -> Self {
+        let len: usize = (headers.iter())
+            .map(|h| 8 + h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum();
+        let bytes = arena.copy_with(len, |chunk| {
+            for header in headers.iter() {
+                chunk.put_u32_le(header.key.len() as u32);
+                chunk.put_u32_le(header.value.map_or(NULL_VALUE, |v| v.len() as u32));
+                chunk.extend_from_slice(header.key.as_bytes());
+                chunk.extend_from_slice(header.value.unwrap_or_default());
+            }
+        });
+        Self {
+            bytes,
+            count: headers.count(),
+        }
+    }
+
+    /// The bytes of the headers' names and values.
+    pub fn content_len(&self) -> usize {
+        (self.iter())
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum()
+    }
+
+    /// The headers as a producer takes them (the DLQ forwards them).
+    pub fn to_owned_headers(&self) -> OwnedHeaders {
+        (self.iter()).fold(OwnedHeaders::new_with_capacity(self.count), |owned, h| {
+            owned.insert(h)
+        })
+    }
+}
+
+impl From<OwnedHeaders> for RecordHeaders {
+    fn from(headers: OwnedHeaders) -> Self {
+        Self::copy(&headers, &mut RecordArena::default())
+    }
+}
+
+impl Headers for RecordHeaders {
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn try_get(&self, idx: usize) -> Option<Header<'_, &[u8]>> {
+        let mut at = 0;
+        for index in 0..self.count {
+            let lengths = self.bytes.get(at..at + 8)?;
+            let name_len = u32::from_le_bytes(lengths[..4].try_into().ok()?) as usize;
+            let value_len = u32::from_le_bytes(lengths[4..].try_into().ok()?);
+            let value_len = (value_len != NULL_VALUE).then_some(value_len as usize);
+            let (name_at, value_at) = (at + 8, at + 8 + name_len);
+            at = value_at + value_len.unwrap_or(0);
+            if index == idx {
+                return Some(Header {
+                    key: std::str::from_utf8(self.bytes.get(name_at..value_at)?).ok()?,
+                    value: match value_len {
+                        Some(len) => Some(self.bytes.get(value_at..value_at + len)?),
+                        None => None,
+                    },
+                });
+            }
+        }
+        None
     }
 }
 
@@ -140,11 +219,72 @@ mod tests {
         let empty = r.charged_bytes();
         r.key = Some(Bytes::from(vec![0; 10]));
         r.payload = Some(Bytes::from(vec![0; 1000]));
-        r.headers = Some(OwnedHeaders::new().insert(rdkafka::message::Header {
-            key: "abc",
-            value: Some("12345"),
-        }));
+        r.headers = Some(
+            OwnedHeaders::new()
+                .insert(rdkafka::message::Header {
+                    key: "abc",
+                    value: Some("12345"),
+                })
+                .into(),
+        );
         assert_eq!(r.charged_bytes(), empty + 10 + 1000 + 8);
+    }
+
+    #[test]
+    fn headers_copied_into_the_arena_read_back_as_they_were_written() {
+        let written: [(&str, Option<&[u8]>); 5] = [
+            ("event_id", Some(b"0192")),
+            ("null", None),
+            ("empty", Some(b"")),
+            ("événement", Some(&[0xff, 0, 1])),
+            ("event_id", Some(b"last")),
+        ];
+        let owned = (written.iter()).fold(OwnedHeaders::new(), |h, &(key, value)| {
+            h.insert(rdkafka::message::Header { key, value })
+        });
+        let mut arena = RecordArena::default();
+        let payload = arena.copy(b"payload");
+        let headers = RecordHeaders::copy(&owned, &mut arena);
+        let read = |h: &dyn Fn(usize) -> Option<(String, Option<Vec<u8>>)>| (0..6).map(h).collect::<Vec<_>>();
+        let expected: Vec<_> = (0..6)
+            .map(|i| {
+                written
+                    .get(i)
+                    .map(|&(k, v)| (k.to_owned(), v.map(<[u8]>::to_vec)))
+            })
+            .collect();
+        assert_eq!(headers.count(), 5);
+        assert_eq!(
+            read(&|i| headers
+                .try_get(i)
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))),
+            expected
+        );
+        // The copy sits right after the payload in the same chunk, and converts back for the DLQ.
+        assert_eq!(
+            headers.bytes.as_ptr(),
+            payload.as_ptr().wrapping_add(payload.len())
+        );
+        let back = headers.to_owned_headers();
+        assert_eq!(
+            read(&|i| back
+                .try_get(i)
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))),
+            expected
+        );
+        assert_eq!(
+            headers.content_len(),
+            8 + 4 + 4 + 5 + "événement".len() + 3 + 8 + 4
+        );
+        assert_eq!(
+            streamlake_core::headers::get_str(&headers, "event_id").expect("UTF-8"),
+            Some("last")
+        );
+        let none = RecordHeaders::from(OwnedHeaders::new());
+        assert_eq!(
+            (none.count(), none.try_get(0).is_none(), none.content_len()),
+            (0, true, 0)
+        );
     }
 
     #[test]

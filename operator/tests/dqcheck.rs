@@ -159,7 +159,8 @@ async fn land_encoded(
                     .insert(Header {
                         key: headers::SCHEMA_VERSION,
                         value: Some("1"),
-                    }),
+                    })
+                    .into(),
             ),
         })
         .collect();

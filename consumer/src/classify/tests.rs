@@ -44,7 +44,7 @@ fn record(payload: &[u8], headers: &[(&str, &str)]) -> SourceRecord {
         timestamp: Some(1_735_862_400_000),
         key: Some(Bytes::from_static(b"o-1")),
         payload: Some(Bytes::copy_from_slice(payload)),
-        headers: Some(owned),
+        headers: Some(owned.into()),
     }
 }
 

@@ -75,7 +75,7 @@ fn record_v(offset: i64, payload: &str, version: &str) -> SourceRecord {
         timestamp: Some(1_735_862_400_000 + offset),
         key: Some(Bytes::from(format!("k{offset}"))),
         payload: Some(Bytes::copy_from_slice(payload.as_bytes())),
-        headers: Some(headers),
+        headers: Some(headers.into()),
     }
 }
 

@@ -74,7 +74,7 @@ fn records() -> Vec<SourceRecord> {
                 timestamp: Some(1_735_862_400_000),
                 key: Some(bytes::Bytes::from_static(b"k")),
                 payload: Some(bytes::Bytes::copy_from_slice(payload.as_bytes())),
-                headers: Some(headers),
+                headers: Some(headers.into()),
             }
         })
         .collect()
