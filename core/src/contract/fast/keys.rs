@@ -1,36 +1,51 @@
 //! An object's declared property names, laid out so a key written without escapes is matched on the
-//! event's bytes: the name and its closing quote, their first sixteen bytes as two `u64`s, then whatever
-//! follows. And, since a producer mostly writes an object's members in one order, each name's lead
-//! (`,"name":`) and the order last seen: the member expected next is compared in one go, comma and
+//! event's bytes: the name and its closing quote, their first sixteen bytes as one masked word, then
+//! whatever follows. And, since a producer mostly writes an object's members in one order, each name's
+//! lead (`,"name":`) and the order last seen: the member expected next is compared in one go, comma and
 //! colon included, before a key is read.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Bytes compared with an event's at one place: the first sixteen in one go, as a masked word.
+#[derive(Debug)]
+struct Token {
+    /// Its first sixteen bytes, little-endian, zero past its end.
+    word: u128,
+    /// Keeps only the bytes of a loaded word that it covers.
+    mask: u128,
+    len: usize,
+    /// Its bytes past the first sixteen.
+    rest: Box<[u8]>,
+}
+
+impl Token {
+    fn new(bytes: &[u8]) -> Self {
+        let covered = bytes.len().min(16) as u32;
+        Self {
+            word: u128::from(word(bytes, 0)) | u128::from(word(bytes, 8)) << 64,
+            mask: u128::MAX.checked_shr(128 - 8 * covered).unwrap_or(0),
+            len: bytes.len(),
+            rest: bytes.get(16..).unwrap_or_default().into(),
+        }
+    }
+
+    /// Whether `window` starts with the token, `loaded` being its first sixteen bytes (zero past its end)
+    /// and `mask` the token's bytes to compare.
+    #[inline(always)]
+    fn starts(&self, window: &[u8], loaded: u128, mask: u128) -> bool {
+        (loaded ^ self.word) & mask == 0
+            && (self.rest.is_empty() || window.get(16..self.len) == Some(&*self.rest))
+    }
+}
 
 /// One declared name as the event writes it between quotes, if it can be written without escapes.
 #[derive(Debug)]
 struct Written {
     /// The name's place in the properties.
     index: usize,
-    len: usize,
-    /// Bytes 0..8 and 8..16 of the name and its closing quote, little-endian, zero past the quote.
-    words: [u64; 2],
-    /// Keep only the bytes of loaded words that the name and its quote cover.
-    masks: [u64; 2],
-    /// The bytes of the name and its quote past the first sixteen.
-    rest: Box<[u8]>,
-}
-
-/// A declared name as a compact event writes it after the member before it: `,"name":`.
-#[derive(Debug)]
-struct Lead {
-    /// Its first sixteen bytes, little-endian, zero past its end.
-    word: u128,
-    /// Keep only the bytes of a loaded word that it covers.
-    mask: u128,
-    len: usize,
-    /// Its bytes past the first sixteen.
-    rest: Box<[u8]>,
+    /// The name and its closing quote.
+    quoted: Token,
 }
 
 /// The names of an object schema's `properties`, in their order.
@@ -38,8 +53,9 @@ struct Lead {
 pub(super) struct Keys {
     /// Every name but those that need an escape (a quote, a backslash, a control character) in JSON text.
     written: Vec<Written>,
-    /// By property index, the name's lead, if it is written without escapes.
-    leads: Vec<Option<Lead>>,
+    /// By property index, the name as a compact event writes it after the member before it (`,"name":`),
+    /// if it is written without escapes.
+    leads: Vec<Option<Token>>,
     /// The property that came first in the last object read with these names (at 0), and the one that
     /// came after each property (at its index + 1): learned as events are read, so that a producer's
     /// order (often not the schema's) is the one expected. A guess, shared by the threads that read.
@@ -64,8 +80,8 @@ const NO_NAME: u8 = u8::MAX;
 impl Pick {
     /// The first place that tells the names apart, if any (and if there are few enough to number in a byte).
     fn new(written: &[Written]) -> Option<Self> {
-        let byte = |w: &Written, at: usize| (w.words[at / 8] >> (8 * (at % 8))) as u8;
-        let covered = written.iter().map(|w| (w.len + 1).min(16)).min()?;
+        let byte = |w: &Written, at: usize| (w.quoted.word >> (8 * at)) as u8;
+        let covered = written.iter().map(|w| w.quoted.len.min(16)).min()?;
         if written.len() >= usize::from(NO_NAME) {
             return None;
         }
@@ -108,38 +124,18 @@ impl Keys {
         pick: None,
     };
 
-    pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str> + Clone) -> Self {
-        let plain = |name: &str| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-        let leads: Vec<Option<Lead>> = (names.clone().into_iter())
-            .map(|name| {
-                let lead = [b",\"", name.as_bytes(), b"\":"].concat();
-                let covered = lead.len().min(16) as u32;
-                plain(name).then(|| Lead {
-                    word: u128::from(word(&lead, 0)) | u128::from(word(&lead, 8)) << 64,
-                    mask: u128::MAX.checked_shr(128 - 8 * covered).unwrap_or(0),
-                    len: lead.len(),
-                    rest: lead.get(16..).unwrap_or_default().into(),
-                })
-            })
-            .collect();
-        let written: Vec<Written> = names
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, name)| {
-                let quoted = [name.as_bytes(), b"\""].concat();
-                let mask = |at: usize| {
-                    let covered = quoted.len().saturating_sub(at).min(8) as u32;
-                    u64::MAX.checked_shr(64 - 8 * covered).unwrap_or(0)
-                };
-                plain(name).then(|| Written {
-                    index,
-                    len: name.len(),
-                    words: [word(&quoted, 0), word(&quoted, 8)],
-                    masks: [mask(0), mask(8)],
-                    rest: quoted.get(16..).unwrap_or_default().into(),
-                })
-            })
-            .collect();
+    pub(super) fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        let (mut written, mut leads) = (Vec::new(), Vec::new());
+        for (index, name) in names.into_iter().enumerate() {
+            // A name that needs an escape (a quote, a backslash, a control character) is never matched on
+            // bytes.
+            let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+            leads.push(plain.then(|| Token::new(&[b",\"", name.as_bytes(), b"\":"].concat())));
+            if plain {
+                let quoted = Token::new(&[name.as_bytes(), b"\""].concat());
+                written.push(Written { index, quoted });
+            }
+        }
         let pick = Pick::new(&written);
         // Until an object is read, the declared order (the properties' order, by name) is expected.
         let count = u8::try_from(leads.len()).unwrap_or(NO_NAME);
@@ -176,36 +172,32 @@ impl Keys {
         let window = bytes.get(at..)?;
         let loaded = u128::from_le_bytes(*window.first_chunk::<16>()?);
         let mask = if first { lead.mask & !0xff } else { lead.mask };
-        let led = (loaded ^ lead.word) & mask == 0
-            && (lead.rest.is_empty() || window.get(16..lead.len) == Some(&*lead.rest));
         // Past the comma and the quote, up to the closing quote and the colon.
-        led.then_some(at + 2..at + lead.len - 2)
+        lead.starts(window, loaded, mask)
+            .then_some(at + 2..at + lead.len - 2)
     }
 
     /// The index and length of the name that `rest` (the bytes after a key's opening quote) starts with,
-    /// followed by its closing quote: that key is exactly this name. At most one name can match, as none holds a quote.
+    /// followed by its closing quote: that key is exactly this name. At most one name can match, as none
+    /// holds a quote.
     #[inline(always)]
     pub(super) fn find(&self, rest: &[u8]) -> Option<(usize, usize)> {
         // Keys mostly stand sixteen bytes or more before the event's end: one bounds check for both words.
-        let words = match rest.first_chunk::<16>() {
-            Some(bytes) => {
-                let both = u128::from_le_bytes(*bytes);
-                [both as u64, (both >> 64) as u64]
-            }
-            None => [word(rest, 0), word(rest, 8)],
+        let loaded = match rest.first_chunk::<16>() {
+            Some(bytes) => u128::from_le_bytes(*bytes),
+            None => u128::from(word(rest, 0)) | u128::from(word(rest, 8)) << 64,
         };
-        let matches = |w: &Written| {
-            ((words[0] ^ w.words[0]) & w.masks[0]) | ((words[1] ^ w.words[1]) & w.masks[1]) == 0
-                && (w.rest.is_empty() || rest.get(16..w.len + 1) == Some(&*w.rest))
-        };
+        let matches = |w: &&Written| w.quoted.starts(rest, loaded, w.quoted.mask);
         let found = match &self.pick {
             Some(pick) => {
+                let words = [loaded as u64, (loaded >> 64) as u64];
                 let slot = pick.slots[usize::from((words[pick.word & 1] >> pick.shift) as u8)];
-                self.written.get(usize::from(slot)).filter(|w| matches(w))
+                self.written.get(usize::from(slot)).filter(matches)
             }
-            None => self.written.iter().find(|w| matches(w)),
+            None => self.written.iter().find(matches),
         };
-        found.map(|w| (w.index, w.len))
+        // The name is the token less its closing quote.
+        found.map(|w| (w.index, w.quoted.len - 1))
     }
 }
 
