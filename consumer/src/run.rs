@@ -211,7 +211,16 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
 /// What one fetch asks for (librdkafka's floor is message.max.bytes, 1 MB by default). The broker's CPU
 /// per record falls with bigger fetches (1M varied records: 1.3 s at 1 MiB, 0.4-0.6 s at 2 MiB, 0.3 s at
 /// 4 MiB, on the two cores it shares with the consumer); the memory a fetch takes grows with them.
-const FETCH_REQUEST_BYTES: usize = 2 << 20;
+pub const FETCH_REQUEST_BYTES: usize = 2 << 20;
+
+/// librdkafka decompresses an LZ4 batch (whose frame does not state its size, as the Java producer's do
+/// not) into a buffer four times the batch's size, capped at message.max.bytes (1 MB by default), and grows
+/// it 1.75x at a time with a copy: the bench's 512 KiB batches (~1.7 MB of JSON) were each copied once onto
+/// a fresh mapping. Set to this, such a buffer is big enough at once and stays below the process's fixed
+/// mmap threshold (main.rs), so it comes from the heap and is reused instead of being mapped, faulted in
+/// page by page and unmapped for every batch. (For a consumer, message.max.bytes is only this cap and the
+/// floor of fetch.max.bytes; the size of a record the consumer accepts is its own --max-record-bytes.)
+pub const DECOMPRESSION_BUFFER_BYTES: usize = FETCH_REQUEST_BYTES - (64 << 10);
 
 /// The Kafka client configuration of the sink (public for the fetch-floor benchmark, which measures it).
 pub fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
@@ -229,6 +238,7 @@ pub fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientC
         // queued (2 MiB of batches compressed 39x is ~80 MiB), so it stays at 2 MiB whatever the queue
         // size; the queue (queued.max.messages.kbytes) counts decompressed record bytes.
         .set("fetch.max.bytes", FETCH_REQUEST_BYTES.to_string())
+        .set("message.max.bytes", DECOMPRESSION_BUFFER_BYTES.to_string())
         // librdkafka waits this long (default 1s) to fetch again once its queue was full: with a small
         // queue the loop sat idle for most of a backlog (500k records: 7.3s, 3.3s at 10ms). At 10ms an
         // 8 MiB queue read at ~650 MB/s ran dry before the next fetch: 1ms took a 1M-record JSON-lines
