@@ -25,15 +25,16 @@ fn main() -> anyhow::Result<()> {
 /// up with every record landed (253 MiB after 2M records). Two arenas and a fixed mmap threshold (big
 /// buffers are mapped and unmapped) held a 1.5M-record backlog at 134 MiB, for some system time. The
 /// threshold is the fetch size, just above librdkafka's buffer for a decompressed batch
-/// ([`streamlake_consumer::run::DECOMPRESSION_BUFFER_BYTES`]), and up to 8 MiB of freed memory at the top
+/// ([`streamlake_consumer::run::DECOMPRESSION_BUFFER_BYTES`]), and up to 4 MiB of freed memory at the top
 /// of an arena is kept: at 1 MiB and glibc's default trim, every ~1.7 MB batch of the bench was mapped,
 /// faulted in page by page and unmapped again (a 1M-record backlog: 100k-300k page faults against 55k-85k,
-/// ~14% more wall time for JSON lines, ~12% for Parquet).
+/// ~14% more wall time for JSON lines, ~12% for Parquet). Keeping 8 MiB was no faster and peaked at 228-251
+/// MiB on a topic that compresses 39x (4 MiB: 206-219, the 1 MiB threshold: 197-202).
 fn malloc_env() -> [(&'static str, String); 3] {
     [
         ("MALLOC_ARENA_MAX", "2".to_owned()),
         ("MALLOC_MMAP_THRESHOLD_", FETCH_REQUEST_BYTES.to_string()),
-        ("MALLOC_TRIM_THRESHOLD_", (8usize << 20).to_string()),
+        ("MALLOC_TRIM_THRESHOLD_", (4usize << 20).to_string()),
     ]
 }
 
