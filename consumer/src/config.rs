@@ -80,7 +80,7 @@ pub struct LimitArgs {
     /// Memory for records: open files, plus files being landed counted with their encoded form (JSON lines
     /// to a file:// raw zone with their streaming buffer, up to ~2 MiB). At it the sink stops taking
     /// records (and pauses the partitions if that lasts). With the defaults a backlog of ~1 KiB records
-    /// peaked at 177-204 MiB RSS, 222 MiB when its batches compress 39x (bench/README.md).
+    /// peaked at 177-209 MiB RSS, up to 256 MiB when its batches compress 39x (bench/README.md).
     #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "128MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
