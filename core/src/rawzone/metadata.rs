@@ -143,6 +143,13 @@ impl DatePartitionMetadata {
             .filter(|f| f.last_offset >= offset)
     }
 
+    /// The DLQ entries of one Kafka partition, by offset.
+    fn partition_dlq(&self, partition: i32) -> &[DlqEntry] {
+        let start = self.dlq.partition_point(|d| d.partition < partition);
+        let end = self.dlq.partition_point(|d| d.partition <= partition);
+        &self.dlq[start..end]
+    }
+
     pub fn dlq_contains(&self, partition: i32, offset: i64) -> bool {
         self.dlq
             .binary_search_by(|d| (d.partition, d.offset).cmp(&(partition, offset)))
@@ -158,33 +165,40 @@ impl DatePartitionMetadata {
     ///
     /// `offsets` are the ascending offsets of the records (bound for a file or the DLQ alike). Records
     /// already covered are skipped; the rest is cut wherever a run would span a listed file or DLQ offset.
+    /// One pass: the offsets ascend, so the listed files and DLQ offsets are walked alongside them.
     pub fn plan(&self, partition: i32, offsets: &[i64]) -> LandingPlan {
-        let mut fences: Vec<i64> = self
-            .partition_files(partition)
-            .iter()
-            .map(|f| f.first_offset)
-            .collect();
-        fences.extend(
-            self.dlq
-                .iter()
-                .filter(|d| d.partition == partition)
-                .map(|d| d.offset),
-        );
+        let files = self.partition_files(partition);
+        let dlq = self.partition_dlq(partition);
+        let mut fences: Vec<i64> = files.iter().map(|f| f.first_offset).collect();
+        fences.extend(dlq.iter().map(|d| d.offset));
         fences.sort_unstable();
         let mut plan = LandingPlan::default();
         let mut current: Vec<usize> = Vec::new();
-        // Number of fences below the current run: a run may not contain one.
-        let mut fence = 0;
+        // Cursors: the first file not ending below the offset, the first DLQ offset not below it, and the
+        // number of fences below it (a run may not contain one).
+        let (mut file, mut sent, mut below) = (0, 0, 0);
+        let mut run_below = 0;
         for (i, &offset) in offsets.iter().enumerate() {
-            if self.covers(partition, offset) {
+            while files.get(file).is_some_and(|f| f.last_offset < offset) {
+                file += 1;
+            }
+            while dlq.get(sent).is_some_and(|d| d.offset < offset) {
+                sent += 1;
+            }
+            // Files are sorted by first offset: if the first one not ending below does not start at or
+            // below the offset, no later one does.
+            let in_file = files.get(file).is_some_and(|f| f.first_offset <= offset);
+            if in_file || dlq.get(sent).is_some_and(|d| d.offset == offset) {
                 plan.already_landed += 1;
                 continue;
             }
-            let below = fences.partition_point(|f| *f < offset);
-            if !current.is_empty() && below != fence {
+            while fences.get(below).is_some_and(|f| *f < offset) {
+                below += 1;
+            }
+            if !current.is_empty() && below != run_below {
                 plan.runs.push(std::mem::take(&mut current));
             }
-            fence = below;
+            run_below = below;
             current.push(i);
         }
         if !current.is_empty() {
