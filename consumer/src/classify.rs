@@ -22,6 +22,11 @@ pub const RESERVED_FIELDS: [&str; 6] = [
     "_schema_version",
 ];
 
+/// Kafka timestamps (ms since the epoch) that name a date: those chrono can represent.
+const USABLE_TIMESTAMPS: std::ops::RangeInclusive<i64> = chrono::DateTime::<chrono::Utc>::MIN_UTC
+    .timestamp_millis()
+    ..=chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis();
+
 /// Violations quoted in a contract error message; the rest are counted.
 const QUOTED_VIOLATIONS: usize = 5;
 
@@ -54,6 +59,9 @@ impl Rejection {
 pub struct Classifier {
     dataset: DatasetName,
     contracts: Arc<ContractRegistry>,
+    /// The registry's newest contract of the dataset, looked up once: records without a
+    /// `schema_version` header are checked against it.
+    latest: Arc<Contract>,
     max_record_bytes: usize,
 }
 
@@ -64,21 +72,22 @@ impl Classifier {
         contracts: Arc<ContractRegistry>,
         max_record_bytes: usize,
     ) -> Result<Self, String> {
-        if contracts.latest(dataset.as_str()).is_none() {
+        let Some(latest) = contracts.latest(dataset.as_str()).cloned() else {
             return Err(format!(
                 "no contract for dataset {dataset} in the contracts directory"
             ));
-        }
+        };
         Ok(Self {
             dataset,
             contracts,
+            latest,
             max_record_bytes,
         })
     }
 
     /// The newest contract of the dataset (its columns make the Parquet schema).
-    pub fn latest_contract(&self) -> Option<&Arc<Contract>> {
-        self.contracts.latest(self.dataset.as_str())
+    pub fn latest_contract(&self) -> &Arc<Contract> {
+        &self.latest
     }
 
     pub fn classify(&self, record: &SourceRecord) -> Result<ValidEvent, Rejection> {
@@ -103,7 +112,7 @@ impl Classifier {
     ) -> Result<ValidEvent, Rejection> {
         let timestamp = record
             .timestamp
-            .filter(|t| chrono::DateTime::from_timestamp_millis(*t).is_some())
+            .filter(|t| USABLE_TIMESTAMPS.contains(t))
             .ok_or_else(|| Rejection::new("missing_timestamp", "the record has no usable Kafka timestamp"))?;
         let payload = record
             .payload
@@ -134,9 +143,7 @@ impl Classifier {
                     format!("no contract {} v{v}", self.dataset),
                 )
             })?,
-            None => self
-                .latest_contract()
-                .ok_or_else(|| Rejection::new("unknown_schema_version", "no contract for the dataset"))?,
+            None => &self.latest,
         };
         let certain = match members {
             Some(members) => contract.certainly_valid_members(payload, &RESERVED_FIELDS, members),

@@ -69,10 +69,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let contracts = Arc::new(ContractRegistry::load_dir(&config.contracts_dir)?);
     let classifier = Classifier::new(dataset.clone(), contracts, config.limits.max_record_bytes)
         .map_err(RunError::Contract)?;
-    let contract = classifier
-        .latest_contract()
-        .cloned()
-        .ok_or_else(|| RunError::Contract("no contract".into()))?;
+    let contract = classifier.latest_contract().clone();
     // Kept file buffers are memory outside the budget the poll loop holds to: half of it at most.
     let encoder = Encoder::new(
         config.format,

@@ -129,3 +129,27 @@ fn a_dataset_without_contract_is_refused_up_front() {
         Classifier::new(DatasetName::new("clicks").expect("valid"), registry(), 10).expect_err("no contract");
     assert!(err.contains("clicks"));
 }
+
+#[test]
+fn usable_timestamps_are_those_chrono_can_represent() {
+    let (min, max) = (*USABLE_TIMESTAMPS.start(), *USABLE_TIMESTAMPS.end());
+    for t in [
+        i64::MIN,
+        min - 1,
+        min,
+        min + 1,
+        -1,
+        0,
+        1_735_862_400_000,
+        max - 1,
+        max,
+        max + 1,
+        i64::MAX,
+    ] {
+        assert_eq!(
+            USABLE_TIMESTAMPS.contains(&t),
+            chrono::DateTime::from_timestamp_millis(t).is_some(),
+            "{t}"
+        );
+    }
+}
