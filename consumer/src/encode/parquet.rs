@@ -265,6 +265,11 @@ pub struct ParquetFileWriter {
     schema_version: Int32Builder,
     values: Vec<ColumnBuilder>,
     extra: StringBuilder,
+    /// Per column, the index of the current row's member that fills it (reused between rows).
+    filled_by: Vec<Option<usize>>,
+    /// Per member position, the column the member at that position filled last row: events of one
+    /// producer mostly list their fields in one order, so one comparison usually finds the column.
+    column_guess: Vec<usize>,
 }
 
 impl ParquetFileWriter {
@@ -309,6 +314,8 @@ impl ParquetFileWriter {
             event_id: StringBuilder::new(),
             schema_version: Int32Builder::new(),
             extra: StringBuilder::new(),
+            filled_by: Vec::with_capacity(columns.columns.len()),
+            column_guess: Vec::new(),
         })
     }
 
@@ -339,17 +346,32 @@ impl ParquetFileWriter {
         let columns = &self.columns.columns;
         // One pass over the event: each field to its column or to `_extra`; a repeated name keeps its last
         // value, as a parsed JSON object does.
-        let mut values: Vec<Option<&str>> = vec![None; columns.len()];
+        self.filled_by.clear();
+        self.filled_by.resize(columns.len(), None);
+        if self.column_guess.len() < members.len() {
+            self.column_guess.resize(members.len(), 0);
+        }
         let mut extra = BTreeMap::new();
-        for (name, value) in members.iter().map(|(name, value)| (name.as_ref(), *value)) {
-            match columns.iter().position(|(column, _)| column == name) {
-                Some(index) => values[index] = Some(value),
+        for (i, (name, value)) in members.iter().enumerate() {
+            let guess = self.column_guess[i];
+            let column = if columns.get(guess).is_some_and(|(column, _)| column == name) {
+                Some(guess)
+            } else {
+                columns.iter().position(|(column, _)| column == name)
+            };
+            match column {
+                Some(index) => {
+                    self.filled_by[index] = Some(i);
+                    self.column_guess[i] = index;
+                }
                 None => {
-                    extra.insert(name, value);
+                    extra.insert(name.as_ref(), *value);
                 }
             }
         }
-        for (((name, kind), builder), value) in columns.iter().zip(&mut self.values).zip(values) {
+        for (((name, kind), builder), filled_by) in columns.iter().zip(&mut self.values).zip(&self.filled_by)
+        {
+            let value = filled_by.map(|i| members[i].1);
             if !builder.append(*kind, value)
                 && let Some(misfit) = value
             {

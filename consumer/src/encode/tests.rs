@@ -232,6 +232,35 @@ fn parquet_columns_are_read_from_the_event_text_as_a_parser_would() {
 }
 
 #[test]
+fn parquet_rows_take_each_field_by_name_whatever_the_order_of_the_fields() {
+    // The writer guesses each field's column from the row before: orders that change from row to row,
+    // a field missing, an extra one in a column's place, and a repeated column field must not fool it.
+    let records = [
+        record(30, r#"{"id":"a","qty":1,"price":2.5}"#),
+        record(31, r#"{"price":3.5,"qty":2,"id":"b"}"#),
+        record(32, r#"{"id":"c","note":"x","price":4.5,"qty":3,"qty":4}"#),
+        record(33, r#"{"id":"d","qty":5,"price":5.5}"#),
+    ];
+    let file = encode(FileFormat::Parquet, &records).file.expect("file");
+    let rows = read_rows(FileFormat::Parquet, file.data.expect("in memory")).expect("read back");
+    let fields: Vec<(serde_json::Value, serde_json::Value, serde_json::Value)> = rows
+        .iter()
+        .map(|r| (r["id"].clone(), r["qty"].clone(), r["price"].clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (json!("a"), json!(1), json!(2.5)),
+            (json!("b"), json!(2), json!(3.5)),
+            (json!("c"), json!(4), json!(4.5)),
+            (json!("d"), json!(5), json!(5.5)),
+        ]
+    );
+    assert_eq!(rows[2]["_extra"], json!(r#"{"note":"x"}"#));
+    assert_eq!(rows[3]["_extra"], json!(null));
+}
+
+#[test]
 fn jsonl_lines_put_the_sink_columns_first() {
     let file = encode(FileFormat::Jsonl, &sample()).file.expect("file");
     let text = String::from_utf8(file.data.expect("in memory").to_vec()).expect("utf8");
