@@ -72,6 +72,7 @@ pub mod encode;
 pub mod health;
 pub mod http;
 pub mod landing;
+pub mod malloc;
 pub mod metacache;
 pub mod metrics;
 pub mod readback;

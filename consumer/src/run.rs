@@ -214,8 +214,8 @@ pub const FETCH_REQUEST_BYTES: usize = 2 << 20;
 /// not) into a buffer four times the batch's size, capped at message.max.bytes (1 MB by default), and grows
 /// it 1.75x at a time with a copy: the bench's 512 KiB batches (~1.7 MB of JSON) were each copied once onto
 /// a fresh mapping. Set to this, such a buffer is big enough at once and stays below the process's fixed
-/// mmap threshold (main.rs), so it comes from the heap and is reused instead of being mapped, faulted in
-/// page by page and unmapped for every batch. (For a consumer, message.max.bytes is only this cap and the
+/// mmap threshold ([`crate::malloc`]), so it comes from the heap and is reused instead of being mapped,
+/// faulted in page by page and unmapped for every batch. (For a consumer, message.max.bytes is only this cap and the
 /// floor of fetch.max.bytes; the size of a record the consumer accepts is its own --max-record-bytes.)
 pub const DECOMPRESSION_BUFFER_BYTES: usize = FETCH_REQUEST_BYTES - (64 << 10);
 

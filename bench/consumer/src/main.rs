@@ -62,6 +62,8 @@ struct Read {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The consumer's glibc settings (it re-executes itself with them, as the consumer does).
+    streamlake_consumer::malloc::with_malloc_settings();
     let args = Args::parse();
     let config = Config::try_parse_from(std::iter::once("consumer".to_owned()).chain(args.consumer_args))?;
     ensure!(
