@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use streamlake_core::contract::fast::Member;
 use streamlake_core::contract::{Contract, ContractRegistry};
-use streamlake_core::headers::{self, get_str};
+use streamlake_core::headers;
 use streamlake_core::names::DatasetName;
 
 use crate::record::SourceRecord;
@@ -186,12 +186,22 @@ impl Classifier {
         })
     }
 
+    /// The `schema_version` and `event_id` headers (the last of each name, as
+    /// [`headers::get_str`] reads them), in
+    /// one pass over the record's headers.
     fn read_headers(&self, record: &SourceRecord) -> Result<(Option<u32>, Option<String>), Rejection> {
         let Some(h) = record.headers.as_ref() else {
             return Ok((None, None));
         };
-        let bad = |e: headers::HeaderError| Rejection::new("invalid_headers", e.to_string());
-        let version = match get_str(h, headers::SCHEMA_VERSION).map_err(bad)? {
+        let (mut version, mut event_id) = (None, None);
+        for (name, value) in h.entries() {
+            if name == headers::SCHEMA_VERSION.as_bytes() {
+                version = value;
+            } else if name == headers::EVENT_ID.as_bytes() {
+                event_id = value;
+            }
+        }
+        let version = match header_text(headers::SCHEMA_VERSION, version)? {
             None => None,
             Some(text) => Some(text.parse::<u32>().map_err(|_| {
                 Rejection::new(
@@ -200,8 +210,20 @@ impl Classifier {
                 )
             })?),
         };
-        let event_id = get_str(h, headers::EVENT_ID).map_err(bad)?.map(str::to_owned);
+        let event_id = header_text(headers::EVENT_ID, event_id)?.map(str::to_owned);
         Ok((version, event_id))
+    }
+}
+
+/// A header's value as text: `None` for a null value, a rejection if it is not UTF-8.
+fn header_text<'a>(name: &'static str, value: Option<&'a [u8]>) -> Result<Option<&'a str>, Rejection> {
+    match value.map(std::str::from_utf8) {
+        None => Ok(None),
+        Some(Ok(text)) => Ok(Some(text)),
+        Some(Err(_)) => Err(Rejection::new(
+            "invalid_headers",
+            headers::HeaderError::NotUtf8(name).to_string(),
+        )),
     }
 }
 

@@ -137,6 +137,15 @@ impl RecordHeaders {
         self.bytes.len() - 8 * self.count
     }
 
+    /// Each header's name and value (`None`: a null value), in order, in one pass (the [`Headers`] trait's
+    /// `iter` looks each up from the first).
+    pub fn entries(&self) -> Entries<'_> {
+        Entries {
+            bytes: &self.bytes,
+            left: self.count,
+        }
+    }
+
     /// The headers as a producer takes them (the DLQ forwards them).
     pub fn to_owned_headers(&self) -> OwnedHeaders {
         (self.iter()).fold(OwnedHeaders::new_with_capacity(self.count), |owned, h| {
@@ -157,25 +166,38 @@ impl Headers for RecordHeaders {
     }
 
     fn try_get(&self, idx: usize) -> Option<Header<'_, &[u8]>> {
-        let mut at = 0;
-        for index in 0..self.count {
-            let lengths = self.bytes.get(at..at + 8)?;
-            let name_len = u32::from_le_bytes(lengths[..4].try_into().ok()?) as usize;
-            let value_len = u32::from_le_bytes(lengths[4..].try_into().ok()?);
-            let value_len = (value_len != NULL_VALUE).then_some(value_len as usize);
-            let (name_at, value_at) = (at + 8, at + 8 + name_len);
-            at = value_at + value_len.unwrap_or(0);
-            if index == idx {
-                return Some(Header {
-                    key: std::str::from_utf8(self.bytes.get(name_at..value_at)?).ok()?,
-                    value: match value_len {
-                        Some(len) => Some(self.bytes.get(value_at..value_at + len)?),
-                        None => None,
-                    },
-                });
-            }
-        }
-        None
+        let (name, value) = self.entries().nth(idx)?;
+        Some(Header {
+            key: std::str::from_utf8(name).ok()?,
+            value,
+        })
+    }
+}
+
+/// [`RecordHeaders::entries`].
+#[derive(Debug)]
+pub struct Entries<'a> {
+    bytes: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        let lengths = self.bytes.get(..8)?;
+        let name_len = u32::from_le_bytes(lengths[..4].try_into().ok()?) as usize;
+        let value_len = u32::from_le_bytes(lengths[4..].try_into().ok()?);
+        let value_len = (value_len != NULL_VALUE).then_some(value_len as usize);
+        let name = self.bytes.get(8..8 + name_len)?;
+        let value_at = 8 + name_len;
+        let value = match value_len {
+            Some(len) => Some(self.bytes.get(value_at..value_at + len)?),
+            None => None,
+        };
+        self.bytes = self.bytes.get(value_at + value_len.unwrap_or(0)..)?;
+        Some((name, value))
     }
 }
 
@@ -253,6 +275,10 @@ mod tests {
             })
             .collect();
         assert_eq!(headers.count(), 5);
+        let entries: Vec<(&[u8], Option<&[u8]>)> = headers.entries().collect();
+        let as_written: Vec<(&[u8], Option<&[u8]>)> =
+            (written.iter()).map(|&(k, v)| (k.as_bytes(), v)).collect();
+        assert_eq!(entries, as_written);
         assert_eq!(
             read(&|i| headers
                 .try_get(i)

@@ -153,3 +153,33 @@ fn usable_timestamps_are_those_chrono_can_represent() {
         );
     }
 }
+
+#[test]
+fn the_last_header_of_a_name_counts_and_a_non_utf8_one_is_refused() {
+    let with = |headers: &[(&str, Option<&[u8]>)]| {
+        let owned = (headers.iter()).fold(OwnedHeaders::new(), |h, &(key, value)| {
+            h.insert(Header { key, value })
+        });
+        let mut r = record(br#"{"order_id":"o-1","amount":3.0}"#, &[]);
+        r.headers = Some(owned.into());
+        classifier().classify(&r)
+    };
+    let event = with(&[
+        ("event_id", Some(b"first")),
+        ("schema_version", Some(b"2")),
+        ("source", Some(b"web")),
+        ("event_id", Some(b"last")),
+        ("schema_version", Some(b"1")),
+    ])
+    .expect("valid");
+    assert_eq!(
+        (event.schema_version, event.event_id.as_deref()),
+        (1, Some("last"))
+    );
+    // A null value: no version (the latest contract), no event id.
+    let event = with(&[("schema_version", None), ("event_id", None)]).expect("valid");
+    assert_eq!((event.schema_version, event.event_id), (2, None));
+    let refused = with(&[("event_id", Some(&[0xff, 0xfe]))]).expect_err("not UTF-8");
+    assert_eq!(refused.error_type, "invalid_headers");
+    assert!(refused.message.contains("event_id"), "{}", refused.message);
+}
