@@ -110,25 +110,42 @@ pub struct RecordHeaders {
 }
 
 const NULL_VALUE: u32 = u32::MAX;
+/// Headers a record's copy reads onto the stack; more go through a `Vec` (the ingest API stamps five).
+const STAGED_HEADERS: usize = 8;
 
 impl RecordHeaders {
-    /// `headers` copied into `arena`.
+    /// `headers` copied into `arena`. They are read once (a call into librdkafka each), into a small array
+    /// on the stack, or a `Vec` beyond [`STAGED_HEADERS`].
     pub fn copy<H: Headers>(headers: &H, arena: &mut RecordArena) -> Self {
-        let len: usize = (headers.iter())
-            .map(|h| 8 + h.key.len() + h.value.map_or(0, <[u8]>::len))
+        let mut staged: [(&str, Option<&[u8]>); STAGED_HEADERS] = [("", None); STAGED_HEADERS];
+        let mut spilled = Vec::new();
+        let mut count = 0;
+        for header in headers.iter() {
+            let entry = (header.key, header.value);
+            match staged.get_mut(count) {
+                Some(slot) => *slot = entry,
+                None if spilled.is_empty() => spilled.extend(staged.iter().copied().chain([entry])),
+                None => spilled.push(entry),
+            }
+            count += 1;
+        }
+        let entries = if spilled.is_empty() {
+            &staged[..count]
+        } else {
+            &spilled[..]
+        };
+        let len: usize = (entries.iter())
+            .map(|(key, value)| 8 + key.len() + value.map_or(0, <[u8]>::len))
             .sum();
         let bytes = arena.copy_with(len, |chunk| {
-            for header in headers.iter() {
-                chunk.put_u32_le(header.key.len() as u32);
-                chunk.put_u32_le(header.value.map_or(NULL_VALUE, |v| v.len() as u32));
-                chunk.extend_from_slice(header.key.as_bytes());
-                chunk.extend_from_slice(header.value.unwrap_or_default());
+            for (key, value) in entries {
+                chunk.put_u32_le(key.len() as u32);
+                chunk.put_u32_le(value.map_or(NULL_VALUE, |v| v.len() as u32));
+                chunk.extend_from_slice(key.as_bytes());
+                chunk.extend_from_slice(value.unwrap_or_default());
             }
         });
-        Self {
-            bytes,
-            count: headers.count(),
-        }
+        Self { bytes, count }
     }
 
     /// The bytes of the headers' names and values (the copy less each header's two lengths; the poll loop
@@ -249,6 +266,37 @@ mod tests {
                 .into(),
         );
         assert_eq!(r.charged_bytes(), empty + 10 + 1000 + 8);
+    }
+
+    #[test]
+    fn more_headers_than_the_stack_holds_are_copied_in_order() {
+        for count in [
+            STAGED_HEADERS - 1,
+            STAGED_HEADERS,
+            STAGED_HEADERS + 1,
+            3 * STAGED_HEADERS,
+        ] {
+            let written: Vec<(String, Option<Vec<u8>>)> = (0..count)
+                .map(|i| (format!("h{i}"), (i % 3 != 1).then(|| vec![b'v'; i])))
+                .collect();
+            let owned = (written.iter()).fold(OwnedHeaders::new(), |h, (key, value)| {
+                h.insert(rdkafka::message::Header {
+                    key,
+                    value: value.as_deref(),
+                })
+            });
+            let headers = RecordHeaders::copy(&owned, &mut RecordArena::default());
+            assert_eq!(headers.count(), count);
+            let read: Vec<(String, Option<Vec<u8>>)> = (headers.entries())
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8(k.to_vec()).expect("UTF-8"),
+                        v.map(<[u8]>::to_vec),
+                    )
+                })
+                .collect();
+            assert_eq!(read, written, "{count} headers");
+        }
     }
 
     #[test]
