@@ -30,12 +30,12 @@ const USABLE_TIMESTAMPS: std::ops::RangeInclusive<i64> = chrono::DateTime::<chro
 /// Violations quoted in a contract error message; the rest are counted.
 const QUOTED_VIOLATIONS: usize = 5;
 
-/// A record that can land.
+/// A record that can land; its key and event id are read from the record, not copied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidEvent {
+pub struct ValidEvent<'r> {
     pub schema_version: u32,
-    pub key: Option<String>,
-    pub event_id: Option<String>,
+    pub key: Option<&'r str>,
+    pub event_id: Option<&'r str>,
     pub timestamp: i64,
 }
 
@@ -90,7 +90,7 @@ impl Classifier {
         &self.latest
     }
 
-    pub fn classify(&self, record: &SourceRecord) -> Result<ValidEvent, Rejection> {
+    pub fn classify<'r>(&self, record: &'r SourceRecord) -> Result<ValidEvent<'r>, Rejection> {
         self.classify_reading(record, None)
     }
 
@@ -100,7 +100,7 @@ impl Classifier {
         &self,
         record: &'a SourceRecord,
         members: &mut Vec<Member<'a>>,
-    ) -> Result<ValidEvent, Rejection> {
+    ) -> Result<ValidEvent<'a>, Rejection> {
         members.clear();
         self.classify_reading(record, Some(members))
     }
@@ -109,7 +109,7 @@ impl Classifier {
         &self,
         record: &'a SourceRecord,
         members: Option<&mut Vec<Member<'a>>>,
-    ) -> Result<ValidEvent, Rejection> {
+    ) -> Result<ValidEvent<'a>, Rejection> {
         let timestamp = record
             .timestamp
             .filter(|t| USABLE_TIMESTAMPS.contains(t))
@@ -131,7 +131,7 @@ impl Classifier {
         let key = match record.key.as_deref() {
             None => None,
             Some(bytes) => Some(
-                String::from_utf8(bytes.to_vec())
+                std::str::from_utf8(bytes)
                     .map_err(|_| Rejection::new("invalid_key", "the record key is not UTF-8"))?,
             ),
         };
@@ -189,7 +189,10 @@ impl Classifier {
     /// The `schema_version` and `event_id` headers (the last of each name, as
     /// [`headers::get_str`] reads them), in
     /// one pass over the record's headers.
-    fn read_headers(&self, record: &SourceRecord) -> Result<(Option<u32>, Option<String>), Rejection> {
+    fn read_headers<'r>(
+        &self,
+        record: &'r SourceRecord,
+    ) -> Result<(Option<u32>, Option<&'r str>), Rejection> {
         let Some(h) = record.headers.as_ref() else {
             return Ok((None, None));
         };
@@ -210,7 +213,7 @@ impl Classifier {
                 )
             })?),
         };
-        let event_id = header_text(headers::EVENT_ID, event_id)?.map(str::to_owned);
+        let event_id = header_text(headers::EVENT_ID, event_id)?;
         Ok((version, event_id))
     }
 }

@@ -339,8 +339,8 @@ impl ParquetFileWriter {
         self.partition.append_value(partition);
         self.offset.append_value(offset);
         self.timestamp.append_value(event.timestamp);
-        self.key.append_option(event.key.as_deref());
-        self.event_id.append_option(event.event_id.as_deref());
+        self.key.append_option(event.key);
+        self.event_id.append_option(event.event_id);
         self.schema_version
             .append_value(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
         let columns = &self.columns.columns;

@@ -348,7 +348,7 @@ fn parquet_rows_are_the_same_from_the_checks_members_and_from_its_own_scan() {
     let columns = ParquetColumns::from_contract(&contract).expect("columns");
     let event = ValidEvent {
         schema_version: 2,
-        key: Some("k".into()),
+        key: Some("k"),
         event_id: None,
         timestamp: 1_735_862_400_000,
     };
