@@ -186,9 +186,8 @@ impl Classifier {
         })
     }
 
-    /// The `schema_version` and `event_id` headers (the last of each name, as
-    /// [`headers::get_str`] reads them), in
-    /// one pass over the record's headers.
+    /// The `schema_version` and `event_id` headers (the last of each name, as [`headers::get_str`] reads
+    /// them), in one pass over the record's headers.
     fn read_headers<'r>(
         &self,
         record: &'r SourceRecord,

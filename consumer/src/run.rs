@@ -215,8 +215,9 @@ pub const FETCH_REQUEST_BYTES: usize = 2 << 20;
 /// it 1.75x at a time with a copy: the bench's 512 KiB batches (~1.7 MB of JSON) were each copied once onto
 /// a fresh mapping. Set to this, such a buffer is big enough at once and stays below the process's fixed
 /// mmap threshold ([`crate::malloc`]), so it comes from the heap and is reused instead of being mapped,
-/// faulted in page by page and unmapped for every batch. (For a consumer, message.max.bytes is only this cap and the
-/// floor of fetch.max.bytes; the size of a record the consumer accepts is its own --max-record-bytes.)
+/// faulted in page by page and unmapped for every batch. (For a consumer, message.max.bytes is only this
+/// cap and the floor of fetch.max.bytes; the size of a record the consumer accepts is its own
+/// --max-record-bytes.)
 pub const DECOMPRESSION_BUFFER_BYTES: usize = FETCH_REQUEST_BYTES - (64 << 10);
 
 /// The Kafka client configuration of the sink (public for the fetch-floor benchmark, which measures it).
