@@ -203,7 +203,8 @@ impl Classifier {
                 event_id = value;
             }
         }
-        let version = match header_text(headers::SCHEMA_VERSION, version)? {
+        let bad = |e: headers::HeaderError| Rejection::new("invalid_headers", e.to_string());
+        let version = match headers::value_str(headers::SCHEMA_VERSION, version).map_err(bad)? {
             None => None,
             Some(text) => Some(text.parse::<u32>().map_err(|_| {
                 Rejection::new(
@@ -212,20 +213,8 @@ impl Classifier {
                 )
             })?),
         };
-        let event_id = header_text(headers::EVENT_ID, event_id)?;
+        let event_id = headers::value_str(headers::EVENT_ID, event_id).map_err(bad)?;
         Ok((version, event_id))
-    }
-}
-
-/// A header's value as text: `None` for a null value, a rejection if it is not UTF-8.
-fn header_text<'a>(name: &'static str, value: Option<&'a [u8]>) -> Result<Option<&'a str>, Rejection> {
-    match value.map(std::str::from_utf8) {
-        None => Ok(None),
-        Some(Ok(text)) => Ok(Some(text)),
-        Some(Err(_)) => Err(Rejection::new(
-            "invalid_headers",
-            headers::HeaderError::NotUtf8(name).to_string(),
-        )),
     }
 }
 

@@ -171,12 +171,14 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 /// The value of the last header named `name`, if it is UTF-8.
 pub fn get_str<'h, H: Headers>(headers: &'h H, name: &'static str) -> Result<Option<&'h str>, HeaderError> {
     let found = headers.iter().filter(|h| h.key == name).last();
-    match found.and_then(|h| h.value) {
-        None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| HeaderError::NotUtf8(name)),
-    }
+    value_str(name, found.and_then(|h| h.value))
+}
+
+/// The value of header `name` as text: `None` for a null (or absent) value, an error if it is not UTF-8.
+pub fn value_str<'h>(name: &'static str, value: Option<&'h [u8]>) -> Result<Option<&'h str>, HeaderError> {
+    value
+        .map(|bytes| std::str::from_utf8(bytes).map_err(|_| HeaderError::NotUtf8(name)))
+        .transpose()
 }
 
 fn text<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
