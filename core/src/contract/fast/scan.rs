@@ -298,20 +298,17 @@ impl<'a> Scan<'a> {
     fn number(&mut self, checks: &Checks) -> Option<bool> {
         // Integers are the common case: their digits are read once, as they are summed.
         let rest = self.bytes.get(self.at..)?;
-        // A lone digit (a count, a quantity) is the commonest integer of all.
-        if let [digit @ b'0'..=b'9', after, ..] = *rest
-            && !matches!(after, b'0'..=b'9' | b'.' | b'e' | b'E')
-        {
-            self.at += 1;
-            return check(checks.integer(u64::from(digit - b'0'), false)).map(|()| true);
-        }
-        // Two digits (a quantity from 10 to 99) likewise, with no leading zero.
-        if let [tens @ b'1'..=b'9', ones @ b'0'..=b'9', after, ..] = *rest
-            && !matches!(after, b'0'..=b'9' | b'.' | b'e' | b'E')
-        {
-            self.at += 2;
-            let n = u64::from(tens - b'0') * 10 + u64::from(ones - b'0');
-            return check(checks.integer(n, false)).map(|()| true);
+        // One or two digits (a count, a quantity) are the commonest integers of all: read without a branch
+        // on which, since quantities mix them at random and such a branch was mispredicted.
+        if let [first @ b'0'..=b'9', second, third, ..] = *rest {
+            let two = second.is_ascii_digit();
+            let after = if two { third } else { second };
+            if (first != b'0' || !two) && !matches!(after, b'0'..=b'9' | b'.' | b'e' | b'E') {
+                let (first, second) = (u64::from(first - b'0'), u64::from(second.wrapping_sub(b'0')));
+                let n = if two { first * 10 + second } else { first };
+                self.at += 1 + usize::from(two);
+                return check(checks.integer(n, false)).map(|()| true);
+            }
         }
         let negative = rest.first() == Some(&b'-');
         let unsigned = &rest[usize::from(negative)..];
