@@ -169,18 +169,19 @@ impl DatePartitionMetadata {
     pub fn plan(&self, partition: i32, offsets: &[i64]) -> LandingPlan {
         let files = self.partition_files(partition);
         let dlq = self.partition_dlq(partition);
-        let mut fences: Vec<i64> = files.iter().map(|f| f.first_offset).collect();
-        fences.extend(dlq.iter().map(|d| d.offset));
-        fences.sort_unstable();
         let mut plan = LandingPlan::default();
         let mut current: Vec<usize> = Vec::new();
-        // Cursors: the first file not ending below the offset, the first DLQ offset not below it, and the
-        // number of fences below it (a run may not contain one).
-        let (mut file, mut sent, mut below) = (0, 0, 0);
+        // Cursors: the first file not ending below the offset, the first file not starting below it, and
+        // the first DLQ offset not below it. The files starting below and the DLQ offsets below are the
+        // fences below the offset: a run may not contain one.
+        let (mut file, mut started, mut sent) = (0, 0, 0);
         let mut run_below = 0;
         for (i, &offset) in offsets.iter().enumerate() {
             while files.get(file).is_some_and(|f| f.last_offset < offset) {
                 file += 1;
+            }
+            while files.get(started).is_some_and(|f| f.first_offset < offset) {
+                started += 1;
             }
             while dlq.get(sent).is_some_and(|d| d.offset < offset) {
                 sent += 1;
@@ -192,9 +193,7 @@ impl DatePartitionMetadata {
                 plan.already_landed += 1;
                 continue;
             }
-            while fences.get(below).is_some_and(|f| *f < offset) {
-                below += 1;
-            }
+            let below = started + sent;
             if !current.is_empty() && below != run_below {
                 plan.runs.push(std::mem::take(&mut current));
             }
