@@ -115,7 +115,7 @@ const STAGED_HEADERS: usize = 8;
 
 impl RecordHeaders {
     /// `headers` copied into `arena`. They are read once (a call into librdkafka each), into a small array
-    /// on the stack, or a `Vec` beyond [`STAGED_HEADERS`].
+    /// on the stack, or a `Vec` beyond `STAGED_HEADERS`.
     pub fn copy<H: Headers>(headers: &H, arena: &mut RecordArena) -> Self {
         let mut staged: [(&str, Option<&[u8]>); STAGED_HEADERS] = [("", None); STAGED_HEADERS];
         let mut spilled = Vec::new();

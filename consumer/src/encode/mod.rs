@@ -48,7 +48,7 @@ pub enum EncodeError {
     Store(#[from] StoreError),
 }
 
-/// Memory a landing holds for a file it streams: the buffer of [`jsonl::SPILL_BYTES`] and room for a
+/// Memory a landing holds for a file it streams: the buffer of `jsonl::SPILL_BYTES` and room for a
 /// line that overflows it (a record of up to 1 MiB, the default size limit) without regrowing.
 pub const STREAMED_FILE_MEMORY: usize = 2 * jsonl::SPILL_BYTES + 64 * 1024;
 

@@ -1,8 +1,10 @@
 //! Prints the StreamLake CRDs from the Rust types, or writes one file per CRD into a directory.
 //!
-//!   crdgen                  all CRDs as one multi-document YAML stream on stdout
-//!   crdgen --out-dir crds   crds/<plural>.<group>.yaml, one per CRD, and the kustomization.yaml that
-//!                           lists them (what `dev/check-crds` compares)
+//! ```text
+//! crdgen                  all CRDs as one multi-document YAML stream on stdout
+//! crdgen --out-dir crds   crds/<plural>.<group>.yaml, one per CRD, and the kustomization.yaml that
+//!                         lists them (what `dev/check-crds` compares)
+//! ```
 
 use std::path::PathBuf;
 

@@ -3,7 +3,8 @@
 //! Every write goes to a hidden temporary file in the target directory, is fsynced, renamed into place,
 //! and the directory is fsynced: a reader or a crash sees the old object or the new one, never a part.
 //! Data files ([`LocalStore::put`]) are written with `O_DIRECT`, sparing the CPU the page-cache copy of
-//! files written once; where the file system refuses it, they are written buffered (see [`direct`]).
+//! files written once; where the file system refuses it, they are written buffered (see the module
+//! `direct`).
 //! A data file too large to hold whole can be streamed instead ([`LocalStore::create_streamed`]): written
 //! piece by piece as it is produced, then named, synced and renamed the same way. Temporary files left
 //! by a writer that died are removed, an hour later, the first time the process writes a data file to
