@@ -99,6 +99,11 @@ pub struct LimitArgs {
     /// How long a revoke or SIGTERM waits for in-flight files before committing what is durable.
     #[arg(long, env = "STREAMLAKE_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// How long the consumer may be out of its group (joining, rebalancing, or lost after a broker outage)
+    /// before it replaces its Kafka client: librdkafka has been seen to never rejoin after its session
+    /// timed out while the broker was down.
+    #[arg(long, env = "STREAMLAKE_MAX_OUT_OF_GROUP", default_value = "2m", value_parser = parse_duration)]
+    pub max_out_of_group: Duration,
     /// First delay between landing retries.
     #[arg(long, env = "STREAMLAKE_RETRY_INITIAL", default_value = "200ms", value_parser = parse_duration)]
     pub retry_initial: Duration,

@@ -1,20 +1,32 @@
 //! Sending poison pills to `streamlake.<dataset>.dlq`, with the original key, bytes and headers plus
 //! the error headers of DESIGN.md. A send counts only once the broker acknowledged it (acks=all).
+//!
+//! A failed send replaces the producer before the landing retries it. An idempotent librdkafka producer
+//! can be left unusable — a fatal error, or a sequence or epoch state it does not recover from — and a
+//! DLQ producer that cannot send stops the whole consumer: the landing holding the pill fails, and a
+//! failing landing pauses every partition. Sends are rare, so a fresh producer (new connections, a new
+//! producer id) per failed one costs nothing that matters, also during a broker outage.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use streamlake_core::headers::{DlqError, ErrorStage};
+use tracing::warn;
 
 use crate::classify::Rejection;
 use crate::record::{RecordHeaders, SourceRecord};
 
 pub struct DlqWriter {
-    producer: FutureProducer,
+    config: ClientConfig,
+    producer: Mutex<Arc<FutureProducer>>,
+    /// Producers replaced after a failed send.
+    replacements: Counter,
     topic: String,
     source_topic: String,
     timeout: Duration,
@@ -24,20 +36,25 @@ impl std::fmt::Debug for DlqWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DlqWriter")
             .field("topic", &self.topic)
+            .field("replacements", &self.replacements.get())
             .finish_non_exhaustive()
     }
 }
 
 impl DlqWriter {
     /// `config` must be a durable producer configuration (see `streamlake_core::kafka::producer_config`).
+    /// `replacements` counts the producers replaced after a failed send.
     pub fn new(
         config: &ClientConfig,
         topic: String,
         source_topic: String,
         timeout: Duration,
+        replacements: Counter,
     ) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: config.create()?,
+            producer: Mutex::new(Arc::new(config.create()?)),
+            config: config.clone(),
+            replacements,
             topic,
             source_topic,
             timeout,
@@ -75,10 +92,39 @@ impl DlqWriter {
         if let Some(timestamp) = record.timestamp {
             message = message.timestamp(timestamp);
         }
+        let producer = self.current();
+        let sent = producer.send(message, self.timeout).await;
+        sent.map(|_| ()).map_err(|(error, _)| {
+            self.replace(&producer, &error);
+            error
+        })
+    }
+
+    fn current(&self) -> Arc<FutureProducer> {
         self.producer
-            .send(message, self.timeout)
-            .await
-            .map(|_| ())
-            .map_err(|(e, _)| e)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces `failed` with a fresh producer, unless a concurrent failure replaced it already.
+    fn replace(&self, failed: &Arc<FutureProducer>, error: &KafkaError) {
+        let mut current = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current, failed) {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut *current, Arc::new(fresh));
+                drop(current);
+                self.replacements.inc();
+                warn!(topic = %self.topic, "a DLQ send failed ({error}); the next one uses a fresh producer");
+                // Destroying a client joins its threads: not on the runtime's workers.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            Err(e) => {
+                warn!(topic = %self.topic, "a DLQ send failed ({error}) and a fresh producer could not be created: {e}")
+            }
+        }
     }
 }

@@ -73,6 +73,7 @@ pub mod health;
 pub mod http;
 pub mod landing;
 pub mod malloc;
+pub mod membership;
 pub mod metacache;
 pub mod metrics;
 pub mod readback;

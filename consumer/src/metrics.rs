@@ -39,6 +39,8 @@ pub struct Metrics {
     pub lag: Family<PartitionLabel, Gauge>,
     pub buffered_bytes: Gauge,
     pub paused: Gauge,
+    pub dlq_producer_replacements: Counter,
+    pub kafka_client_replacements: Counter,
 }
 
 impl Metrics {
@@ -58,6 +60,8 @@ impl Metrics {
             lag: Family::default(),
             buffered_bytes: Gauge::default(),
             paused: Gauge::default(),
+            dlq_producer_replacements: Counter::default(),
+            kafka_client_replacements: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +128,16 @@ impl Metrics {
             "paused",
             "1 while consumption is paused (memory budget or storage failing)",
             metrics.paused.clone(),
+        );
+        registry.register(
+            "dlq_producer_replacements",
+            "DLQ producers replaced by a fresh one after a failed send",
+            metrics.dlq_producer_replacements.clone(),
+        );
+        registry.register(
+            "kafka_client_replacements",
+            "Kafka consumer clients replaced after being out of the group too long",
+            metrics.kafka_client_replacements.clone(),
         );
         Self { registry, ..metrics }
     }

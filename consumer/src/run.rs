@@ -88,6 +88,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         dataset.dlq_topic(),
         topic.clone(),
         Duration::from_millis(u64::from(config.producer.message_timeout_ms)),
+        metrics.dlq_producer_replacements.clone(),
     )?;
     let summary_to = config
         .bounded
@@ -277,8 +278,10 @@ fn poll_thread(
         runtime,
         None,
     )));
-    let consumer: BaseConsumer<SinkContext> =
-        client.create_with_context(SinkContext::new(core.clone(), metrics, topic.clone()))?;
+    let new_client = || -> Result<BaseConsumer<SinkContext>, KafkaError> {
+        client.create_with_context(SinkContext::new(core.clone(), metrics.clone(), topic.clone()))
+    };
+    let mut consumer = new_client()?;
 
     if config.bounded.bounded {
         let ranges = bounded::resolve(&consumer, &topic, &config.bounded)?;
@@ -305,6 +308,7 @@ fn poll_thread(
     }
 
     let mut next_tick = Instant::now();
+    let mut ticked_at = None;
     let mut end = PollEnd::Stopped;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -325,6 +329,7 @@ fn poll_thread(
             guard.tick(&consumer, now);
             health.polled(now);
             next_tick = now + TICK_EVERY;
+            ticked_at = Some(now);
             guard
         } else {
             // No lock is held while polling: rebalance callbacks inside `poll` take it.
@@ -345,9 +350,34 @@ fn poll_thread(
             if now >= next_tick {
                 guard.tick(&consumer, now);
                 next_tick = now + TICK_EVERY;
+                ticked_at = Some(now);
             }
             guard
         };
+        if let Some(now) = ticked_at.take()
+            && !config.bounded.bounded
+            && let Some(reason) = consumer
+                .context()
+                .out_of_group(now, config.limits.max_out_of_group)
+        {
+            warn!("{reason}: replacing the Kafka client");
+            match new_client().and_then(|fresh| fresh.subscribe(&[&topic]).map(|()| fresh)) {
+                Ok(fresh) => {
+                    let old = std::mem::replace(&mut consumer, fresh);
+                    old.context().retire();
+                    guard.abandon_all();
+                    metrics.kafka_client_replacements.inc();
+                    // Closing the old client may wait on a group handler that is stuck: not on this thread.
+                    let closing = std::thread::Builder::new()
+                        .name("kafka-retired".into())
+                        .spawn(move || drop(old));
+                    if let Err(e) = closing {
+                        warn!("cannot close the replaced Kafka client on a thread of its own: {e}");
+                    }
+                }
+                Err(e) => warn!("cannot create a new Kafka client (trying again): {e}"),
+            }
+        }
         if guard.bounded_done() {
             info!("bounded mode: every range is landed");
             end = PollEnd::RangesLanded;

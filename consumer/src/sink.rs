@@ -464,14 +464,32 @@ impl SinkCore {
             self.drain(partitions, Instant::now() + self.settings.drain_timeout);
             self.commit(consumer, Some(partitions));
         }
+        self.forget(partitions);
+        if !partitions.is_empty() {
+            info!(?partitions, "partitions revoked");
+        }
+    }
+
+    /// The client that held the partitions was replaced without handing them over (see
+    /// [`crate::membership`]): what is held for them is dropped, and whoever owns them next reads it again
+    /// from the committed offsets. Landings in flight still finish; the metadata skips what they landed.
+    pub fn abandon_all(&mut self) {
+        let partitions: Vec<i32> = self.trackers.keys().copied().collect();
+        self.forget(&partitions);
+        if !partitions.is_empty() {
+            warn!(
+                ?partitions,
+                "partitions of the replaced client dropped (the next owner reads them again)"
+            );
+        }
+    }
+
+    fn forget(&mut self, partitions: &[i32]) {
         self.buffers.discard_partitions(partitions);
         for partition in partitions {
             self.trackers.remove(partition);
             self.committed.remove(partition);
             self.arenas.forget(*partition);
-        }
-        if !partitions.is_empty() {
-            info!(?partitions, "partitions revoked");
         }
     }
 

@@ -6,11 +6,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::*;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
+use streamlake_consumer::classify::Rejection;
+use streamlake_consumer::dlq::DlqWriter;
+use streamlake_consumer::record::SourceRecord;
 use streamlake_core::headers::{DlqError, ErrorStage};
+use streamlake_core::kafka::topics::{TopicSpec, ensure_topics};
+use streamlake_core::kafka::{KafkaArgs, ProducerArgs, producer_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_pills_go_to_the_dlq_with_headers_and_later_records_land() {
@@ -90,6 +97,81 @@ async fn poison_pills_go_to_the_dlq_with_headers_and_later_records_land() {
             .map(|r| (&r.error.error_type, &r.error.message))
             .collect::<Vec<_>>()
     );
+}
+
+/// A DLQ send that fails replaces the DLQ producer, and the landing's retry sends through the fresh one
+/// (an idempotent producer can be left unusable; one that cannot send would stop the whole consumer).
+/// Here the first send fails because the DLQ topic does not exist yet (the broker creates no topics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dlq_send_replaces_the_producer_and_the_retry_lands() {
+    let dataset = TestDataset::create("dlq-replace", 1).await;
+    let missing = format!("{}.not-yet", dataset.name.dlq_topic());
+    let replacements = Counter::default();
+    let config = producer_config(
+        &KafkaArgs::for_bootstrap(bootstrap()),
+        &ProducerArgs {
+            message_timeout_ms: 3_000,
+            ..ProducerArgs::default()
+        },
+    )
+    .expect("producer config");
+    let writer = DlqWriter::new(
+        &config,
+        missing.clone(),
+        dataset.name.raw_topic(),
+        Duration::from_secs(3),
+        replacements.clone(),
+    )
+    .expect("DLQ writer");
+    let record = SourceRecord {
+        partition: 0,
+        offset: 41,
+        timestamp: Some(BASE_TIMESTAMP_MS),
+        key: Some(Bytes::from_static(b"bad-key")),
+        payload: Some(Bytes::from_static(b"{not json")),
+        headers: None,
+    };
+    let rejection = Rejection {
+        error_type: "invalid_json",
+        message: "expected value at line 1 column 2".into(),
+    };
+
+    let error = writer
+        .send(&record, &rejection)
+        .await
+        .expect_err("no such topic yet");
+    assert_eq!(
+        replacements.get(),
+        1,
+        "the failed send replaced the producer ({error})"
+    );
+
+    let admin = KafkaArgs::for_bootstrap(bootstrap())
+        .client_config()
+        .expect("client config");
+    let spec = TopicSpec {
+        name: missing.clone(),
+        partitions: 1,
+        replication_factor: 1,
+        retention_ms: -1,
+    };
+    ensure_topics(&admin, &[spec], Duration::from_secs(30))
+        .await
+        .expect("create the DLQ topic");
+    writer
+        .send(&record, &rejection)
+        .await
+        .expect("the retry is acknowledged");
+    assert_eq!(replacements.get(), 1, "a send that works replaces nothing");
+
+    let dlq = read_dlq(&missing, 1);
+    assert_eq!(dlq.len(), 1, "the retried record, once");
+    assert_eq!(dlq[0].error.error_type, "invalid_json");
+    assert_eq!(
+        (dlq[0].error.source_partition, dlq[0].error.source_offset),
+        (Some(0), Some(41))
+    );
+    assert_eq!(dlq[0].payload, b"{not json");
 }
 
 struct DlqRecord {

@@ -1,48 +1,25 @@
 //! The broker is stopped under load and started again: no request is answered 2xx unless its record is
 //! in Kafka afterwards, and requests during the outage get 503 with Retry-After.
 //!
-//! Stops the shared local broker, so it lives in its own test binary; a guard restarts the broker even
-//! when an assertion fails.
+//! The broker is one of the test's own ([`PrivateBroker`]): stopping the shared one for as long as this
+//! takes on a slow machine outlived the session of the deployed consumer's group, and tests after this one
+//! found that consumer out of its group.
 
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{harness, order};
+use common::{harness_on, order};
 use rdkafka::Message;
 use rdkafka::producer::Producer;
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::kafka::ProducerArgs;
 use streamlake_ingest_api::IngestSettings;
-
-const DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dev");
-
-fn dev(script: &str) {
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env("DEV", DEV)
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "`{script}` failed: {status}");
-}
-
-/// Starts the broker again when dropped, whether the test passed or panicked.
-struct RestartBroker;
-
-impl Drop for RestartBroker {
-    fn drop(&mut self) {
-        let status = Command::new(format!("{DEV}/kafka/up")).status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not restart the broker ({status:?}): run dev/kafka/up by hand");
-        }
-    }
-}
+use streamlake_testkit::PrivateBroker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_acknowledged_that_is_not_in_kafka_across_a_broker_outage() {
@@ -55,7 +32,8 @@ async fn nothing_is_acknowledged_that_is_not_in_kafka_across_a_broker_outage() {
         request_timeout: Duration::from_secs(10),
         ..IngestSettings::default()
     };
-    let h = Arc::new(harness(producer, settings).await);
+    let broker = tokio::task::block_in_place(|| PrivateBroker::start("api-outage"));
+    let h = Arc::new(harness_on(broker.bootstrap(), producer, settings).await);
 
     // Load across the whole outage: four clients posting one event at a time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -84,12 +62,11 @@ async fn nothing_is_acknowledged_that_is_not_in_kafka_across_a_broker_outage() {
         .collect();
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let restart = RestartBroker;
-    tokio::task::block_in_place(|| dev("source \"$DEV/lib.sh\" && sl_stop kafka 30"));
+    tokio::task::block_in_place(|| broker.stop());
     let ready = h.state.sink.check_broker(Duration::from_secs(1)).await;
     assert!(ready.is_err(), "readiness must fail while the broker is down");
     tokio::time::sleep(Duration::from_secs(8)).await;
-    tokio::task::block_in_place(|| drop(restart)); // dev/kafka/up waits until the broker answers
+    tokio::task::block_in_place(|| broker.up()); // waits until the broker answers
     // First a fresh client, then the API's own producer: a failure says which of the two did not recover.
     let bootstrap = h.bootstrap.clone();
     streamlake_testkit::wait_until(

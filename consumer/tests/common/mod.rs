@@ -43,6 +43,8 @@ pub fn bucket() -> String {
 /// A dataset with its own topics, contract and scratch directory.
 pub struct TestDataset {
     pub name: DatasetName,
+    /// The broker its topics are on: the shared one, or a test's own.
+    pub bootstrap: String,
     pub partitions: i32,
     pub dir: PathBuf,
     pub contracts_dir: PathBuf,
@@ -50,6 +52,11 @@ pub struct TestDataset {
 
 impl TestDataset {
     pub async fn create(prefix: &str, partitions: i32) -> Self {
+        Self::create_on(bootstrap(), prefix, partitions).await
+    }
+
+    /// [`TestDataset::create`] on the broker at `bootstrap`.
+    pub async fn create_on(bootstrap: String, prefix: &str, partitions: i32) -> Self {
         let name = DatasetName::new(unique_name(prefix)).expect("unique names are valid dataset names");
         let dir = std::env::temp_dir().join(format!("streamlake-consumer-tests/{name}"));
         let contracts_dir = dir.join("contracts");
@@ -71,7 +78,7 @@ impl TestDataset {
                 retention_ms: -1,
             },
         ];
-        let admin = KafkaArgs::for_bootstrap(bootstrap())
+        let admin = KafkaArgs::for_bootstrap(&bootstrap)
             .client_config()
             .expect("client config");
         ensure_topics(&admin, &specs, Duration::from_secs(30))
@@ -79,6 +86,7 @@ impl TestDataset {
             .expect("create topics");
         Self {
             name,
+            bootstrap,
             partitions,
             dir,
             contracts_dir,
@@ -140,7 +148,11 @@ impl TestRecord {
 }
 
 pub fn producer() -> FutureProducer {
-    producer_config(&KafkaArgs::for_bootstrap(bootstrap()), &ProducerArgs::default())
+    producer_on(&bootstrap())
+}
+
+pub fn producer_on(bootstrap: &str) -> FutureProducer {
+    producer_config(&KafkaArgs::for_bootstrap(bootstrap), &ProducerArgs::default())
         .expect("producer config")
         .create()
         .expect("producer")
@@ -148,7 +160,12 @@ pub fn producer() -> FutureProducer {
 
 /// Produces the records and waits for every acknowledgement.
 pub async fn produce(topic: &str, records: &[TestRecord]) {
-    let producer = producer();
+    produce_on(&bootstrap(), topic, records).await;
+}
+
+/// [`produce`] to the broker at `bootstrap`.
+pub async fn produce_on(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+    let producer = producer_on(bootstrap);
     for chunk in records.chunks(5_000) {
         let sends = chunk.iter().map(|r| {
             let headers = RecordMetadata {
@@ -179,7 +196,11 @@ pub async fn produce(topic: &str, records: &[TestRecord]) {
 
 /// The high watermark of every partition.
 pub fn end_offsets(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = plain_client().create().expect("consumer");
+    end_offsets_on(&bootstrap(), topic, partitions)
+}
+
+pub fn end_offsets_on(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = plain_client(bootstrap).create().expect("consumer");
     (0..partitions)
         .map(|p| {
             (
@@ -195,7 +216,19 @@ pub fn end_offsets(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
 
 /// The offsets committed by a group (absent partitions: nothing committed).
 pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = plain_client().set("group.id", group).create().expect("consumer");
+    committed_offsets_on(&bootstrap(), group, topic, partitions)
+}
+
+pub fn committed_offsets_on(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = plain_client(bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
@@ -213,17 +246,27 @@ pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<
         .collect()
 }
 
-fn plain_client() -> ClientConfig {
+fn plain_client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap());
+    config.set("bootstrap.servers", bootstrap);
     config
 }
 
 /// Polls until the group has committed every partition up to its end offset.
 pub async fn wait_committed(group: &str, topic: &str, ends: &BTreeMap<i32, i64>, timeout: Duration) {
+    wait_committed_on(&bootstrap(), group, topic, ends, timeout).await;
+}
+
+pub async fn wait_committed_on(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    ends: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) {
     let partitions = ends.len() as i32;
     streamlake_testkit::wait_until("the consumer group committed every record", timeout, || {
-        let committed = committed_offsets(group, topic, partitions);
+        let committed = committed_offsets_on(bootstrap, group, topic, partitions);
         let done = ends
             .iter()
             .all(|(p, end)| committed.get(p).copied().unwrap_or(0) >= *end);
@@ -232,13 +275,7 @@ pub async fn wait_committed(group: &str, topic: &str, ends: &BTreeMap<i32, i64>,
     .await;
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use streamlake_testkit::free_port;
 
 /// A running `consumer` process.
 pub struct ConsumerProcess {
@@ -266,7 +303,7 @@ impl ConsumerProcess {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--kafka-bootstrap-servers",
-                &bootstrap(),
+                &dataset.bootstrap,
             ])
             .args(extra)
             .env("RUST_LOG", "info,streamlake_consumer=debug")

@@ -7,6 +7,8 @@
 pub mod bench_orders;
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The value of an environment variable the local environment sets, or a panic that says how to get it.
@@ -60,6 +62,84 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A Kafka broker of a test's own: `dev/kafka/up` with a state directory and ports of its own, for a test
+/// that stops its broker. Stopping the shared one would disturb everything else the environment runs — the
+/// deployed consumer's group session, for one, outlives only a short outage. Stopped and removed on drop.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    state: PathBuf,
+    port: u16,
+    controller_port: u16,
+}
+
+impl PrivateBroker {
+    /// Starts it and waits until it answers (blocking: tens of seconds on a busy machine).
+    pub fn start(label: &str) -> Self {
+        let state = std::env::temp_dir().join(format!("streamlake-broker-{}", unique_name(label)));
+        let broker = Self {
+            state,
+            port: free_port(),
+            controller_port: free_port(),
+        };
+        broker.up();
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker as `dev/down` would (SIGTERM, then SIGKILL after 30 s).
+    pub fn stop(&self) {
+        self.dev("source \"$DEV/lib.sh\" && sl_stop kafka 30");
+    }
+
+    /// Starts it again (or the first time) and waits until it answers.
+    pub fn up(&self) {
+        self.dev("\"$DEV/kafka/up\"");
+    }
+
+    fn dev(&self, script: &str) {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("DEV", concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("STREAMLAKE_STATE", &self.state)
+            .env("SL_KAFKA_PORT", self.port.to_string())
+            .env("SL_KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .env("SL_KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "`{script}` for the broker under {} failed: {}\n{}{}(the broker's log: {}/logs/kafka.log)",
+            self.state.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.state.display()
+        );
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stop()));
+        if stopped.is_ok() {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 #[cfg(test)]

@@ -32,7 +32,11 @@ pub struct Harness {
 
 /// The shipped orders contract under a dataset name of its own, with freshly created topics.
 pub async fn harness(producer: ProducerArgs, settings: IngestSettings) -> Harness {
-    let bootstrap = streamlake_testkit::kafka_bootstrap();
+    harness_on(streamlake_testkit::kafka_bootstrap(), producer, settings).await
+}
+
+/// [`harness`] on the broker at `bootstrap` (a test's own [`streamlake_testkit::PrivateBroker`]).
+pub async fn harness_on(bootstrap: String, producer: ProducerArgs, settings: IngestSettings) -> Harness {
     let dataset =
         DatasetName::new(streamlake_testkit::unique_name("orders")).expect("testkit names are valid");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");

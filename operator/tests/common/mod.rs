@@ -7,7 +7,7 @@ pub mod autoscalers;
 pub mod dataset;
 pub mod kafka;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -256,13 +256,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use streamlake_testkit::free_port;
 
 /// The `operator` binary, watching one namespace, authenticated as its ServiceAccount.
 pub struct Operator {

@@ -1,0 +1,69 @@
+//! The broker goes away for longer than the group session: the consumer drops out of its group, is a member
+//! again once the broker is back, and lands what was produced meanwhile — every offset exactly once. With a
+//! short `--max-out-of-group` it replaces its Kafka client while the broker is away, so this also covers the
+//! replacement (librdkafka has been seen to never rejoin by itself after such an outage: see
+//! `membership.rs`). On a broker of the test's own, since it is stopped.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use streamlake_testkit::PrivateBroker;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_its_group() {
+    let broker = tokio::task::block_in_place(|| PrivateBroker::start("consumer-outage"));
+    let dataset = TestDataset::create_on(broker.bootstrap(), "broker-outage", 2).await;
+    let (topic, group, bootstrap) = (
+        dataset.name.raw_topic(),
+        dataset.name.consumer_group(),
+        dataset.bootstrap.clone(),
+    );
+    let location = format!("file://{}", dataset.local_raw_zone().display());
+    let consumer = ConsumerProcess::start(
+        &dataset,
+        &location,
+        "consumer",
+        &[
+            "--max-out-of-group",
+            "5s",
+            "--kafka-property",
+            "session.timeout.ms=6000,heartbeat.interval.ms=1000",
+        ],
+    );
+
+    let before: Vec<TestRecord> = (0..200).map(|i| TestRecord::order(i, 2, 300)).collect();
+    produce_on(&bootstrap, &topic, &before).await;
+    let ends = end_offsets_on(&bootstrap, &topic, 2);
+    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(60)).await;
+
+    // Down for longer than the session (6 s) and than the consumer may stay out of its group (5 s).
+    tokio::task::block_in_place(|| broker.stop());
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    tokio::task::block_in_place(|| broker.up());
+
+    let after: Vec<TestRecord> = (200..400).map(|i| TestRecord::order(i, 2, 300)).collect();
+    produce_on(&bootstrap, &topic, &after).await;
+    let ends = end_offsets_on(&bootstrap, &topic, 2);
+    assert_eq!(ends.values().sum::<i64>(), 400);
+    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(120)).await;
+
+    let replaced = consumer
+        .metric("streamlake_consumer_kafka_client_replacements_total")
+        .await
+        .expect("the consumer serves its metrics");
+    assert!(
+        replaced >= 1.0,
+        "out of its group for 15 s with --max-out-of-group 5s, the consumer replaced its client"
+    );
+    consumer
+        .wait_for_log("replacing the Kafka client", Duration::from_secs(1))
+        .await;
+    assert!(consumer.terminate(Duration::from_secs(30)).success());
+
+    let store = open_store(&location).await;
+    let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
+    contents.assert_exactly_once(&ends);
+    println!("client replacements during the outage: {replaced}");
+}
