@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Statistics};
-use tracing::warn;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use tracing::{error, warn};
 
 use crate::membership::{GroupState, Membership};
 use crate::metrics::Metrics;
@@ -17,6 +19,8 @@ pub struct SinkContext {
     core: Arc<Mutex<SinkCore>>,
     metrics: Arc<Metrics>,
     topic: String,
+    /// Whether the client is configured with an incremental (cooperative) assignor.
+    cooperative: bool,
     membership: Mutex<Membership>,
     /// Set once the client was replaced: its callbacks (it may still run some while it closes) touch
     /// nothing that belongs to the new client's partitions.
@@ -32,11 +36,13 @@ impl std::fmt::Debug for SinkContext {
 }
 
 impl SinkContext {
-    pub fn new(core: Arc<Mutex<SinkCore>>, metrics: Arc<Metrics>, topic: String) -> Self {
+    /// `cooperative`: the client's `partition.assignment.strategy` is `cooperative-sticky`.
+    pub fn new(core: Arc<Mutex<SinkCore>>, metrics: Arc<Metrics>, topic: String, cooperative: bool) -> Self {
         Self {
             core,
             metrics,
             topic,
+            cooperative,
             membership: Mutex::new(Membership::new(Instant::now())),
             retired: AtomicBool::new(false),
         }
@@ -99,6 +105,35 @@ impl ClientContext for SinkContext {
 }
 
 impl ConsumerContext for SinkContext {
+    /// As rdkafka's own, except for which call hands the partitions over. rdkafka picks it by what
+    /// librdkafka reports as the group's rebalance protocol, which is NONE when the session timed out
+    /// (during a broker outage, say): it then unassigns eagerly, which a cooperative group refuses, the
+    /// error is dropped, and the group handler waits for an incremental unassign for good — out of the
+    /// group, reading nothing. Here the configured assignor decides, and a refused call is logged.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let assign = matches!(rebalance, Rebalance::Assign(_));
+        let handed: KafkaResult<()> = match (assign, self.cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = handed {
+            let what = if assign { "assign" } else { "unassign" };
+            error!(
+                cooperative = self.cooperative,
+                "the group refused to {what} partitions: {e}"
+            );
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     // Runs inside `poll` on the poll thread, before librdkafka gives the partitions away: draining here
     // means the next owner starts from an offset whose records are all durable.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

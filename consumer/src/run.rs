@@ -278,8 +278,14 @@ fn poll_thread(
         runtime,
         None,
     )));
+    let cooperative = client.get("partition.assignment.strategy") == Some("cooperative-sticky");
     let new_client = || -> Result<BaseConsumer<SinkContext>, KafkaError> {
-        client.create_with_context(SinkContext::new(core.clone(), metrics.clone(), topic.clone()))
+        client.create_with_context(SinkContext::new(
+            core.clone(),
+            metrics.clone(),
+            topic.clone(),
+            cooperative,
+        ))
     };
     let mut consumer = new_client()?;
 
