@@ -105,11 +105,12 @@ impl ClientContext for SinkContext {
 }
 
 impl ConsumerContext for SinkContext {
-    /// As rdkafka's own, except for which call hands the partitions over. rdkafka picks it by what
-    /// librdkafka reports as the group's rebalance protocol, which is NONE when the session timed out
-    /// (during a broker outage, say): it then unassigns eagerly, which a cooperative group refuses, the
-    /// error is dropped, and the group handler waits for an incremental unassign for good — out of the
-    /// group, reading nothing. Here the configured assignor decides, and a refused call is logged.
+    /// As rdkafka's own, except for which call hands the partitions over and what a refused call does.
+    /// rdkafka picks eager or incremental by the rebalance protocol librdkafka reports, which is NONE
+    /// whenever the group has no assignor at hand (node-rdkafka, with the same logic, hangs on that around a
+    /// closing group: its issue #1144), and it drops the call's error, so a refused call leaves the group
+    /// handler waiting for one that never comes. Here the configured assignor decides, and a refused call
+    /// is logged.
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),

@@ -122,9 +122,10 @@ impl DlqWriter {
                 // Destroying a client joins its threads: not on the runtime's workers.
                 tokio::task::spawn_blocking(move || drop(old));
             }
-            Err(e) => {
-                warn!(topic = %self.topic, "a DLQ send failed ({error}) and a fresh producer could not be created: {e}")
-            }
+            Err(e) => warn!(
+                topic = %self.topic,
+                "a DLQ send failed ({error}) and a fresh producer could not be created: {e}"
+            ),
         }
     }
 }

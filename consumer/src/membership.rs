@@ -1,9 +1,10 @@
 //! Whether the consumer is in its group, from the group handler's state in librdkafka's statistics.
 //!
 //! After its session timed out during a broker outage, librdkafka's group handler has been seen to stay out
-//! of the group for good once the broker was back: no member, no assignment, nothing read, while the poll
-//! loop turns and every probe passes. Out of the group for longer than a rebalance can take, the poll loop
-//! replaces its Kafka client ([`crate::run`]). Pure, so that it can be tested.
+//! of the group for good once the broker was back (in state `up`, join state `init`, for minutes): no
+//! assignment, nothing read, while the poll loop turns and every probe passes. Out of the group for longer
+//! than a rebalance can take, the poll loop replaces its Kafka client ([`crate::run`]). Pure, so that it can
+//! be tested.
 
 use std::time::{Duration, Instant};
 
