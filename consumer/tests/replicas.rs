@@ -1,5 +1,6 @@
 //! Two replicas share a 6-partition topic and write the same date partitions at once: `_metadata.json`
-//! lists every file (no lost update), and its counts add up to the records produced.
+//! lists every file (no lost update), and its counts add up to the records produced. The second replica's
+//! arrival is a rebalance: incremental with the default assignor (cooperative-sticky), eager with `range`.
 
 mod common;
 
@@ -7,11 +8,11 @@ use std::time::Duration;
 
 use common::*;
 
-async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
+async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String, extra: &[&str]) {
     let dataset = TestDataset::create(prefix, 6).await;
     let topic = dataset.name.raw_topic();
     let location = raw_zone(&dataset);
-    let flags = ["--max-file-records", "200", "--format", "jsonl.zst"];
+    let flags = [&["--max-file-records", "200", "--format", "jsonl.zst"], extra].concat();
 
     // Both replicas join first, so that the records are split between them.
     let a = ConsumerProcess::start(&dataset, &location, "replica-a", &flags);
@@ -45,6 +46,13 @@ async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
         + b.metric("streamlake_consumer_metadata_races_total")
             .await
             .unwrap_or(0.0);
+    let refused = |log: &std::path::Path| {
+        std::fs::read_to_string(log).is_ok_and(|text| text.contains("the group refused"))
+    };
+    assert!(
+        !refused(&a.log) && !refused(&b.log),
+        "no assign or unassign call was refused"
+    );
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());
     assert!(
@@ -79,14 +87,26 @@ async fn two_replicas(prefix: &str, raw_zone: impl Fn(&TestDataset) -> String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_a_local_raw_zone_lose_no_metadata_update() {
-    two_replicas("replicas-local", |d| {
-        format!("file://{}", d.local_raw_zone().display())
-    })
-    .await;
+    two_replicas("replicas-local", local, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_an_eager_assignor_lose_no_metadata_update() {
+    let eager = ["--kafka-property", "partition.assignment.strategy=range"];
+    two_replicas("replicas-eager", local, &eager).await;
+}
+
+fn local(dataset: &TestDataset) -> String {
+    format!("file://{}", dataset.local_raw_zone().display())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_gcs_lose_no_metadata_update() {
     emulator();
-    two_replicas("replicas-gcs", |d| format!("gs://{}/tests/{}", bucket(), d.name)).await;
+    two_replicas(
+        "replicas-gcs",
+        |d| format!("gs://{}/tests/{}", bucket(), d.name),
+        &[],
+    )
+    .await;
 }
