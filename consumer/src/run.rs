@@ -376,7 +376,14 @@ fn poll_thread(
                     // Closing the old client may wait on a group handler that is stuck: not on this thread.
                     let closing = std::thread::Builder::new()
                         .name("kafka-retired".into())
-                        .spawn(move || drop(old));
+                        .spawn(move || {
+                            let started = Instant::now();
+                            drop(old);
+                            info!(
+                                seconds = started.elapsed().as_secs(),
+                                "the replaced Kafka client is closed"
+                            );
+                        });
                     if let Err(e) = closing {
                         warn!("cannot close the replaced Kafka client on a thread of its own: {e}");
                     }
