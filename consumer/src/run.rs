@@ -170,6 +170,24 @@ enum PollEnd {
     RangesLanded,
 }
 
+/// Closes a replaced client on a thread of its own: closing may wait on a group handler that is stuck, and
+/// the poll loop must not.
+fn close_in_background(old: BaseConsumer<SinkContext>) {
+    let closing = std::thread::Builder::new()
+        .name("kafka-retired".into())
+        .spawn(move || {
+            let started = Instant::now();
+            drop(old);
+            info!(
+                seconds = started.elapsed().as_secs(),
+                "the replaced Kafka client is closed"
+            );
+        });
+    if let Err(e) = closing {
+        warn!("cannot close the replaced Kafka client on a thread of its own: {e}");
+    }
+}
+
 /// Leaves the run's counts for the operator. A failed write is logged, not fatal: the records are landed,
 /// and the operator reports the summary as missing rather than failing a complete Backfill.
 async fn write_summary(store: &RawZoneStore, key: &str, metrics: &Metrics) {
@@ -373,20 +391,7 @@ fn poll_thread(
                     old.context().retire();
                     guard.abandon_all();
                     metrics.kafka_client_replacements.inc();
-                    // Closing the old client may wait on a group handler that is stuck: not on this thread.
-                    let closing = std::thread::Builder::new()
-                        .name("kafka-retired".into())
-                        .spawn(move || {
-                            let started = Instant::now();
-                            drop(old);
-                            info!(
-                                seconds = started.elapsed().as_secs(),
-                                "the replaced Kafka client is closed"
-                            );
-                        });
-                    if let Err(e) = closing {
-                        warn!("cannot close the replaced Kafka client on a thread of its own: {e}");
-                    }
+                    close_in_background(old);
                 }
                 Err(e) => warn!("cannot create a new Kafka client (trying again): {e}"),
             }
