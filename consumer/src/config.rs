@@ -104,6 +104,10 @@ pub struct LimitArgs {
     /// timed out while the broker was down.
     #[arg(long, env = "STREAMLAKE_MAX_OUT_OF_GROUP", default_value = "2m", value_parser = parse_duration)]
     pub max_out_of_group: Duration,
+    /// How long the poll loop may go without a turn before `/healthz` fails; it turns at least every 100 ms
+    /// while it works, and nothing it does waits on the broker.
+    #[arg(long, env = "STREAMLAKE_MAX_POLL_STALL", default_value = "60s", value_parser = parse_duration)]
+    pub max_poll_stall: Duration,
     /// First delay between landing retries.
     #[arg(long, env = "STREAMLAKE_RETRY_INITIAL", default_value = "200ms", value_parser = parse_duration)]
     pub retry_initial: Duration,

@@ -13,13 +13,12 @@ use serde_json::json;
 use crate::health::Health;
 use crate::metrics::Metrics;
 
-/// The poll loop turns at least every poll timeout; a minute without a turn means it is stuck.
-const MAX_POLL_STALL: Duration = Duration::from_secs(60);
-
 #[derive(Debug, Clone)]
 pub struct HttpState {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    /// `/healthz` fails once the poll loop has not turned for this long (`--max-poll-stall`).
+    pub max_poll_stall: Duration,
 }
 
 pub fn app(state: HttpState) -> Router {
@@ -42,7 +41,7 @@ fn status(result: Result<(), String>) -> Response {
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {
-    status(state.health.liveness(MAX_POLL_STALL))
+    status(state.health.liveness(state.max_poll_stall))
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
@@ -78,6 +77,7 @@ mod tests {
         let state = HttpState {
             health: Arc::new(Health::new()),
             metrics: Arc::new(Metrics::new()),
+            max_poll_stall: Duration::from_secs(60),
         };
         state.health.polled(std::time::Instant::now());
         let app = app(state.clone());

@@ -12,7 +12,9 @@
 //!    it succeeds.
 //! 3. Only then is the unit durable. Offsets are committed per partition up to the first record whose
 //!    unit is not durable ([`tracker`]), so a later success never moves the offset past an earlier
-//!    failure. Revokes and SIGTERM drain held records with a deadline and commit synchronously.
+//!    failure. Every `--commit-interval` the positions that moved are committed asynchronously (the poll
+//!    loop never waits for the coordinator), and all of them again every 10 s; revokes and SIGTERM drain
+//!    held records with a deadline and commit synchronously.
 //!
 //! # Exactly once in the raw zone
 //! Re-reading is normal: after a crash, a rebalance, a replay or a backfill, records that already landed

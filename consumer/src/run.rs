@@ -138,6 +138,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let http_state = HttpState {
         health: health.clone(),
         metrics: metrics.clone(),
+        max_poll_stall: config.limits.max_poll_stall,
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app(http_state)).await {

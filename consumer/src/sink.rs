@@ -25,6 +25,10 @@ use crate::tracker::{OffsetTracker, UnitId};
 
 /// Longest time the poll loop stops taking records for memory before it pauses the partitions instead.
 const MAX_HOLD: Duration = Duration::from_secs(10);
+/// How often a periodic commit sends every partition's position, moved or not: a periodic commit is
+/// asynchronous, and its outcome is not reported back (see [`SinkCore::commit`]), so a position whose commit
+/// failed is sent again at the latest after this long.
+const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
 
 /// How the sink batches, bounds memory and commits.
 #[derive(Debug, Clone)]
@@ -109,7 +113,10 @@ pub struct SinkCore {
     trackers: BTreeMap<i32, OffsetTracker>,
     inflight: HashMap<UnitId, usize>,
     inflight_bytes: usize,
-    committed: BTreeMap<i32, i64>,
+    /// The position last sent in a commit, per partition (for an asynchronous commit: sent, not known to
+    /// have been taken).
+    commit_sent: BTreeMap<i32, i64>,
+    last_recommit: Instant,
     backpressure: Backpressure,
     landing: Arc<LandingContext>,
     runtime: tokio::runtime::Handle,
@@ -151,7 +158,8 @@ impl SinkCore {
             trackers: BTreeMap::new(),
             inflight: HashMap::new(),
             inflight_bytes: 0,
-            committed: BTreeMap::new(),
+            commit_sent: BTreeMap::new(),
+            last_recommit: Instant::now(),
             landing,
             runtime,
             done_tx,
@@ -288,7 +296,11 @@ impl SinkCore {
         }
         self.apply_backpressure(consumer, now);
         if now.duration_since(self.last_commit) >= self.settings.commit_interval {
-            self.commit(consumer, None);
+            if now.duration_since(self.last_recommit) >= RECOMMIT_EVERY {
+                self.commit_sent.clear();
+                self.last_recommit = now;
+            }
+            self.commit(consumer, None, CommitMode::Async);
             self.last_commit = now;
         }
         self.metrics()
@@ -388,11 +400,25 @@ impl SinkCore {
         tpl
     }
 
-    /// Commits, synchronously, every partition whose durable position moved (all, or only `only`).
-    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, only: Option<&[i32]>) {
+    /// Commits the durable position of every partition (or only of `only`).
+    ///
+    /// Periodic commits are asynchronous and send only positions that moved since the last one sent: while
+    /// the coordinator is unreachable a commit waits for it (until the broker is back or the session times
+    /// out), and the poll loop must keep turning meanwhile. librdkafka does not report the outcome of an
+    /// application's asynchronous commit to a client that takes its callbacks as events (as rust-rdkafka's
+    /// does), so every [`RECOMMIT_EVERY`] the positions are all sent again. A revoke's and a shutdown's
+    /// commits are synchronous and send every position: the partitions must not be handed over, nor the
+    /// process end, before the broker took them.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        only: Option<&[i32]>,
+        mode: CommitMode,
+    ) {
         if self.bounds.is_some() {
             return; // bounded mode has no group
         }
+        let periodic = matches!(mode, CommitMode::Async);
         let mut tpl = TopicPartitionList::new();
         let mut positions = Vec::new();
         for (partition, tracker) in &mut self.trackers {
@@ -400,7 +426,7 @@ impl SinkCore {
                 continue;
             }
             if let Some(position) = tracker.commit_position()
-                && self.committed.get(partition) != Some(&position)
+                && (!periodic || self.commit_sent.get(partition) != Some(&position))
             {
                 let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(position));
                 positions.push((*partition, position));
@@ -409,11 +435,14 @@ impl SinkCore {
         if positions.is_empty() {
             return;
         }
-        match consumer.commit(&tpl, CommitMode::Sync) {
+        match consumer.commit(&tpl, mode) {
             Ok(()) => {
                 for (partition, position) in positions {
-                    self.committed.insert(partition, position);
-                    self.landing.metrics.set_committed(partition, position);
+                    self.commit_sent.insert(partition, position);
+                    if !periodic {
+                        // Taken by the broker; an asynchronous commit's shows in the statistics.
+                        self.landing.metrics.set_committed(partition, position);
+                    }
                 }
             }
             Err(e) => warn!("committing offsets failed (will retry): {e}"),
@@ -462,7 +491,7 @@ impl SinkCore {
             );
         } else {
             self.drain(partitions, Instant::now() + self.settings.drain_timeout);
-            self.commit(consumer, Some(partitions));
+            self.commit(consumer, Some(partitions), CommitMode::Sync);
         }
         self.forget(partitions);
         if !partitions.is_empty() {
@@ -488,7 +517,7 @@ impl SinkCore {
         self.buffers.discard_partitions(partitions);
         for partition in partitions {
             self.trackers.remove(partition);
-            self.committed.remove(partition);
+            self.commit_sent.remove(partition);
             self.arenas.forget(*partition);
         }
     }
@@ -529,7 +558,7 @@ impl SinkCore {
         let partitions: Vec<i32> = self.trackers.keys().copied().collect();
         info!(?partitions, "shutting down: draining");
         self.drain(&partitions, Instant::now() + self.settings.drain_timeout);
-        self.commit(consumer, None);
+        self.commit(consumer, None, CommitMode::Sync);
     }
 }
 

@@ -67,3 +67,70 @@ async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_
     contents.assert_exactly_once(&ends);
     println!("client replacements during the outage: {replaced}");
 }
+
+/// Records become durable while the broker is away (but for less than the group session): committing them
+/// has to wait for the coordinator, and the poll loop must not wait with it — `/healthz` fails once the
+/// loop has not turned for `--max-poll-stall`, and the kubelet would restart a consumer that did nothing
+/// wrong. Once the broker is back, the offsets are committed without further records, and every record is
+/// in the raw zone once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
+    let broker = tokio::task::block_in_place(|| PrivateBroker::start("consumer-commit-wait"));
+    let dataset = TestDataset::create_on(broker.bootstrap(), "commit-wait", 2).await;
+    let (topic, group, bootstrap) = (
+        dataset.name.raw_topic(),
+        dataset.name.consumer_group(),
+        dataset.bootstrap.clone(),
+    );
+    let location = format!("file://{}", dataset.local_raw_zone().display());
+    // Files land 20 s after their first record: after the broker has stopped, while it is away.
+    let consumer = ConsumerProcess::start(
+        &dataset,
+        &location,
+        "consumer",
+        &["--max-poll-stall", "3s", "--max-file-age", "20s"],
+    );
+    consumer
+        .wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+
+    let before: Vec<TestRecord> = (0..200).map(|i| TestRecord::order(i, 2, 300)).collect();
+    produce_on(&bootstrap, &topic, &before).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // read, and held until the files are old enough
+    tokio::task::block_in_place(|| broker.stop());
+    let files = || consumer.metric("streamlake_consumer_files_written_total");
+    assert_eq!(
+        files().await,
+        Some(0.0),
+        "nothing may have landed before the broker was down (it took longer to stop than the file age)"
+    );
+
+    let stopped = std::time::Instant::now();
+    let mut landed: Option<std::time::Instant> = None;
+    while landed.is_none_or(|at| at.elapsed() < Duration::from_secs(8)) {
+        let (status, body) = consumer.get("/healthz").await.expect("the consumer answers");
+        assert_eq!(
+            status, 200,
+            "the poll loop stalled while a commit waited for the broker: {body}"
+        );
+        if landed.is_none() && files().await.is_some_and(|n| n >= 1.0) {
+            landed = Some(std::time::Instant::now());
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(40),
+            "the held files did not land while the broker was away"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::task::block_in_place(|| broker.up());
+
+    // Nothing new arrives: what landed during the outage is committed all the same.
+    let ends = end_offsets_on(&bootstrap, &topic, 2);
+    assert_eq!(ends.values().sum::<i64>(), 200);
+    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(120)).await;
+    assert!(consumer.terminate(Duration::from_secs(30)).success());
+
+    let store = open_store(&location).await;
+    let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
+    contents.assert_exactly_once(&ends);
+}
