@@ -47,6 +47,9 @@ pub enum ApiError {
     Timeout { retry_after_secs: u64 },
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The producer failed for good; retrying is right once the process has restarted with a new one.
+    #[error("{reason}; the process must restart")]
+    ProducerFailed { reason: String, retry_after_secs: u64 },
     #[error("no route for {0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -73,6 +76,7 @@ impl ApiError {
             Self::Overloaded { .. } => "overloaded",
             Self::Timeout { .. } => "timeout",
             Self::NotReady(_) => "not_ready",
+            Self::ProducerFailed { .. } => "producer_failed",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::KafkaRejected(_) => "kafka_rejected",
@@ -93,7 +97,8 @@ impl ApiError {
             | Self::QueueFull { .. }
             | Self::Overloaded { .. }
             | Self::Timeout { .. }
-            | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::NotReady(_)
+            | Self::ProducerFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::KafkaRejected(_) => StatusCode::BAD_GATEWAY,
         }
@@ -105,7 +110,8 @@ impl ApiError {
             Self::Unavailable { retry_after_secs, .. }
             | Self::QueueFull { retry_after_secs }
             | Self::Overloaded { retry_after_secs }
-            | Self::Timeout { retry_after_secs } => Some(*retry_after_secs),
+            | Self::Timeout { retry_after_secs }
+            | Self::ProducerFailed { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -120,6 +126,10 @@ impl ApiError {
             },
             ProduceError::TooLarge { limit } => Self::PayloadTooLarge { limit },
             ProduceError::Rejected(reason) => Self::KafkaRejected(reason),
+            ProduceError::Failed(reason) => Self::ProducerFailed {
+                reason,
+                retry_after_secs,
+            },
         }
     }
 

@@ -29,14 +29,16 @@ pub fn document(contracts: &ContractRegistry, settings: &IngestSettings) -> Valu
     }
     paths.insert(
         "/healthz".into(),
-        ops_path("Liveness: the process serves HTTP.", status_ok(), false),
+        ops_path(
+            "Liveness: the process serves HTTP and its Kafka producer has not failed for good.",
+            status_ok(),
+        ),
     );
     paths.insert(
         "/readyz".into(),
         ops_path(
-            "Readiness: Kafka metadata is reachable and no shutdown is under way.",
+            "Readiness: Kafka metadata is reachable, the producer has not failed for good, and no shutdown is under way.",
             status_ok(),
-            true,
         ),
     );
     paths.insert(
@@ -141,13 +143,12 @@ fn status_ok() -> Value {
     json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } })
 }
 
-fn ops_path(summary: &str, ok_schema: Value, can_be_unavailable: bool) -> Value {
-    let mut responses = json!({ "200": { "description": "OK.", "content": {
-        "application/json": { "schema": ok_schema } } } });
-    if can_be_unavailable {
-        responses["503"] = json!({ "description": "Not ready.", "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/Error" } } } });
-    }
+fn ops_path(summary: &str, ok_schema: Value) -> Value {
+    let responses = json!({
+        "200": { "description": "OK.", "content": { "application/json": { "schema": ok_schema } } },
+        "503": { "description": "Not live or not ready; the error says why.", "content": {
+            "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+    });
     json!({ "get": { "summary": summary, "responses": responses } })
 }
 

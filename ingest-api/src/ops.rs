@@ -9,13 +9,27 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Live unless the producer failed for good: then every send fails until the process restarts, and
+/// failing liveness is what gets it restarted.
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if let Some(fatal) = state.sink.fatal_error() {
+        return Err(ApiError::ProducerFailed {
+            reason: fatal,
+            retry_after_secs: state.settings.retry_after_secs,
+        });
+    }
+    Ok(Json(json!({ "status": "ok" })))
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::NotReady("shutting down".into()));
+    }
+    if let Some(fatal) = state.sink.fatal_error() {
+        return Err(ApiError::ProducerFailed {
+            reason: fatal,
+            retry_after_secs: state.settings.retry_after_secs,
+        });
     }
     state
         .sink

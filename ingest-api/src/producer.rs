@@ -46,6 +46,9 @@ pub enum ProduceError {
     /// Kafka refused the record for good.
     #[error("{0}")]
     Rejected(String),
+    /// The producer failed for good ([`KafkaSink::fatal_error`]): this record and every later one.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl ProduceError {
@@ -64,9 +67,9 @@ impl ProduceError {
                 | C::InvalidRecord
                 | C::TopicAuthorizationFailed
                 | C::ClusterAuthorizationFailed
-                | C::InvalidTopic
-                | C::Fatal,
+                | C::InvalidTopic,
             ) => Self::Rejected(err.to_string()),
+            Some(C::Fatal) => Self::Failed(err.to_string()),
             // Timeouts, transport errors and anything else transient: the record is not acknowledged.
             _ => Self::Unavailable(err.to_string()),
         }
@@ -113,7 +116,10 @@ impl KafkaSink {
         if let Some(key) = key {
             record = record.key(key);
         }
-        let classify = |e: &KafkaError| ProduceError::classify(e, topic, self.max_message_bytes);
+        let classify = |e: &KafkaError| match ProduceError::classify(e, topic, self.max_message_bytes) {
+            ProduceError::Failed(generic) => ProduceError::Failed(self.fatal_error().unwrap_or(generic)),
+            other => other,
+        };
         let delivery = self.producer.send_result(record).map_err(|(e, _)| classify(&e))?;
         match delivery.await {
             Ok(Ok(d)) => Ok(Delivered {
@@ -124,6 +130,16 @@ impl KafkaSink {
             Ok(Err((e, _))) => Err(classify(&e)),
             Err(_canceled) => Err(ProduceError::Unavailable("the producer shut down".into())),
         }
+    }
+
+    /// The fatal error the producer hit, if it did. librdkafka raises one when an idempotent producer can no
+    /// longer guarantee order and once-ness (a state it cannot reconcile with the broker's); every later
+    /// send fails with it, and only a new producer — a restart of the process — clears it.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("the Kafka producer failed for good ({code}): {reason}"))
     }
 
     /// Records handed to the producer and not yet acknowledged or failed.
@@ -200,5 +216,6 @@ mod tests {
             classify(C::TopicAuthorizationFailed),
             ProduceError::Rejected(_)
         ));
+        assert!(matches!(classify(C::Fatal), ProduceError::Failed(_)));
     }
 }

@@ -37,6 +37,30 @@ pub async fn harness(producer: ProducerArgs, settings: IngestSettings) -> Harnes
 
 /// [`harness`] on the broker at `bootstrap` (a test's own [`streamlake_testkit::PrivateBroker`]).
 pub async fn harness_on(bootstrap: String, producer: ProducerArgs, settings: IngestSettings) -> Harness {
+    let h = harness_without_topics(bootstrap, producer, settings);
+    let topics = TopicArgs {
+        raw_partitions: RAW_PARTITIONS,
+        dlq_partitions: 1,
+        replication_factor: 1,
+        raw_retention_ms: 3_600_000,
+        dlq_retention_ms: 3_600_000,
+    };
+    let client = KafkaArgs::for_bootstrap(&h.bootstrap)
+        .client_config()
+        .expect("client config");
+    ensure_topics(&client, &topics.specs_for(&h.dataset), Duration::from_secs(30))
+        .await
+        .expect("topics created");
+    h
+}
+
+/// The API on the broker at `bootstrap`, whose topics the caller creates (librdkafka's mock cluster does
+/// not create topics through the Admin API).
+pub fn harness_without_topics(
+    bootstrap: String,
+    producer: ProducerArgs,
+    settings: IngestSettings,
+) -> Harness {
     let dataset =
         DatasetName::new(streamlake_testkit::unique_name("orders")).expect("testkit names are valid");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/orders.v1.json");
@@ -46,19 +70,7 @@ pub async fn harness_on(bootstrap: String, producer: ProducerArgs, settings: Ing
     contracts
         .insert(Contract::from_schema(dataset.clone(), 1, schema).expect("compiles"))
         .expect("insert");
-
     let kafka = KafkaArgs::for_bootstrap(&bootstrap);
-    let topics = TopicArgs {
-        raw_partitions: RAW_PARTITIONS,
-        dlq_partitions: 1,
-        replication_factor: 1,
-        raw_retention_ms: 3_600_000,
-        dlq_retention_ms: 3_600_000,
-    };
-    let client = kafka.client_config().expect("client config");
-    ensure_topics(&client, &topics.specs_for(&dataset), Duration::from_secs(30))
-        .await
-        .expect("topics created");
     let sink =
         KafkaSink::new(&producer_config(&kafka, &producer).expect("producer config")).expect("producer");
     Harness {
@@ -80,8 +92,12 @@ impl Harness {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
+        self.call(request.body(body.into()).expect("request")).await
+    }
+
+    async fn call(&self, request: Request<Body>) -> Answer {
         let response = app(self.state.clone())
-            .oneshot(request.body(body.into()).expect("request"))
+            .oneshot(request)
             .await
             .expect("infallible");
         let (parts, body) = response.into_parts();
@@ -93,6 +109,11 @@ impl Harness {
             headers: parts.headers,
             body,
         }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Request::get(path).body(Body::empty()).expect("request"))
+            .await
     }
 
     pub fn single_path(&self) -> String {
