@@ -406,7 +406,7 @@ impl SinkCore {
     /// the coordinator is unreachable a commit waits for it (until the broker is back or the session times
     /// out), and the poll loop must keep turning meanwhile. librdkafka does not report the outcome of an
     /// application's asynchronous commit to a client that takes its callbacks as events (as rust-rdkafka's
-    /// does), so every [`RECOMMIT_EVERY`] the positions are all sent again. A revoke's and a shutdown's
+    /// does), so every `RECOMMIT_EVERY` (10 s) the positions are all sent again. A revoke's and a shutdown's
     /// commits are synchronous and send every position: the partitions must not be handed over, nor the
     /// process end, before the broker took them.
     pub fn commit<C: ConsumerContext>(
