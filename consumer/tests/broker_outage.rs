@@ -11,19 +11,37 @@ use std::time::Duration;
 use common::*;
 use streamlake_testkit::PrivateBroker;
 
+/// A two-partition dataset on a broker of the test's own, landing into a local raw zone.
+struct Outage {
+    broker: PrivateBroker,
+    dataset: TestDataset,
+    topic: String,
+    group: String,
+    bootstrap: String,
+    location: String,
+}
+
+impl Outage {
+    async fn start(broker_label: &str, dataset_prefix: &str) -> Self {
+        let broker = tokio::task::block_in_place(|| PrivateBroker::start(broker_label));
+        let dataset = TestDataset::create_on(broker.bootstrap(), dataset_prefix, 2).await;
+        Self {
+            topic: dataset.name.raw_topic(),
+            group: dataset.name.consumer_group(),
+            bootstrap: dataset.bootstrap.clone(),
+            location: format!("file://{}", dataset.local_raw_zone().display()),
+            broker,
+            dataset,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_its_group() {
-    let broker = tokio::task::block_in_place(|| PrivateBroker::start("consumer-outage"));
-    let dataset = TestDataset::create_on(broker.bootstrap(), "broker-outage", 2).await;
-    let (topic, group, bootstrap) = (
-        dataset.name.raw_topic(),
-        dataset.name.consumer_group(),
-        dataset.bootstrap.clone(),
-    );
-    let location = format!("file://{}", dataset.local_raw_zone().display());
+    let o = Outage::start("consumer-outage", "broker-outage").await;
     let consumer = ConsumerProcess::start(
-        &dataset,
-        &location,
+        &o.dataset,
+        &o.location,
         "consumer",
         &[
             "--max-out-of-group",
@@ -34,20 +52,20 @@ async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_
     );
 
     let before: Vec<TestRecord> = (0..200).map(|i| TestRecord::order(i, 2, 300)).collect();
-    produce_on(&bootstrap, &topic, &before).await;
-    let ends = end_offsets_on(&bootstrap, &topic, 2);
-    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(60)).await;
+    produce_on(&o.bootstrap, &o.topic, &before).await;
+    let ends = end_offsets_on(&o.bootstrap, &o.topic, 2);
+    wait_committed_on(&o.bootstrap, &o.group, &o.topic, &ends, Duration::from_secs(60)).await;
 
     // Down for longer than the session (6 s) and than the consumer may stay out of its group (5 s).
-    tokio::task::block_in_place(|| broker.stop());
+    tokio::task::block_in_place(|| o.broker.stop());
     tokio::time::sleep(Duration::from_secs(15)).await;
-    tokio::task::block_in_place(|| broker.up());
+    tokio::task::block_in_place(|| o.broker.up());
 
     let after: Vec<TestRecord> = (200..400).map(|i| TestRecord::order(i, 2, 300)).collect();
-    produce_on(&bootstrap, &topic, &after).await;
-    let ends = end_offsets_on(&bootstrap, &topic, 2);
+    produce_on(&o.bootstrap, &o.topic, &after).await;
+    let ends = end_offsets_on(&o.bootstrap, &o.topic, 2);
     assert_eq!(ends.values().sum::<i64>(), 400);
-    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(120)).await;
+    wait_committed_on(&o.bootstrap, &o.group, &o.topic, &ends, Duration::from_secs(120)).await;
 
     let replaced = consumer
         .metric("streamlake_consumer_kafka_client_replacements_total")
@@ -62,8 +80,8 @@ async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_
         .await;
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 
-    let store = open_store(&location).await;
-    let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
+    let store = open_store(&o.location).await;
+    let contents = read_raw_zone(&store, &o.dataset.layout(), &test_dates()).await;
     contents.assert_exactly_once(&ends);
     println!("client replacements during the outage: {replaced}");
 }
@@ -75,18 +93,11 @@ async fn a_broker_outage_longer_than_the_session_ends_with_the_consumer_back_in_
 /// in the raw zone once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
-    let broker = tokio::task::block_in_place(|| PrivateBroker::start("consumer-commit-wait"));
-    let dataset = TestDataset::create_on(broker.bootstrap(), "commit-wait", 2).await;
-    let (topic, group, bootstrap) = (
-        dataset.name.raw_topic(),
-        dataset.name.consumer_group(),
-        dataset.bootstrap.clone(),
-    );
-    let location = format!("file://{}", dataset.local_raw_zone().display());
+    let o = Outage::start("consumer-commit-wait", "commit-wait").await;
     // Files land 20 s after their first record: after the broker has stopped, while it is away.
     let consumer = ConsumerProcess::start(
-        &dataset,
-        &location,
+        &o.dataset,
+        &o.location,
         "consumer",
         &["--max-poll-stall", "3s", "--max-file-age", "20s"],
     );
@@ -95,9 +106,9 @@ async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
         .await;
 
     let before: Vec<TestRecord> = (0..200).map(|i| TestRecord::order(i, 2, 300)).collect();
-    produce_on(&bootstrap, &topic, &before).await;
+    produce_on(&o.bootstrap, &o.topic, &before).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // read, and held until the files are old enough
-    tokio::task::block_in_place(|| broker.stop());
+    tokio::task::block_in_place(|| o.broker.stop());
     let files = || consumer.metric("streamlake_consumer_files_written_total");
     assert_eq!(
         files().await,
@@ -122,15 +133,15 @@ async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::task::block_in_place(|| broker.up());
+    tokio::task::block_in_place(|| o.broker.up());
 
     // Nothing new arrives: what landed during the outage is committed all the same.
-    let ends = end_offsets_on(&bootstrap, &topic, 2);
+    let ends = end_offsets_on(&o.bootstrap, &o.topic, 2);
     assert_eq!(ends.values().sum::<i64>(), 200);
-    wait_committed_on(&bootstrap, &group, &topic, &ends, Duration::from_secs(120)).await;
+    wait_committed_on(&o.bootstrap, &o.group, &o.topic, &ends, Duration::from_secs(120)).await;
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 
-    let store = open_store(&location).await;
-    let contents = read_raw_zone(&store, &dataset.layout(), &test_dates()).await;
+    let store = open_store(&o.location).await;
+    let contents = read_raw_zone(&store, &o.dataset.layout(), &test_dates()).await;
     contents.assert_exactly_once(&ends);
 }
