@@ -71,7 +71,7 @@ pub struct RotationArgs {
     #[arg(long, env = "STREAMLAKE_MAX_FILE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_file_bytes: usize,
     /// ...or when its first record is this old (e.g. 60s, 500ms, 5m).
-    #[arg(long, env = "STREAMLAKE_MAX_FILE_AGE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STREAMLAKE_MAX_FILE_AGE", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub max_file_age: Duration,
 }
 
@@ -81,7 +81,7 @@ pub struct LimitArgs {
     /// to a file:// raw zone with their streaming buffer, up to ~2 MiB). At it the sink stops taking
     /// records (and pauses the partitions if that lasts). With the defaults a backlog of ~1 KiB records
     /// peaked at 177-209 MiB RSS, up to 256 MiB when its batches compress 39x (bench/README.md).
-    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "128MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "STREAMLAKE_MAX_BUFFERED_BYTES", default_value = "128MiB", value_parser = parse_nonzero_bytes)]
     pub max_buffered_bytes: usize,
     /// Larger record values are poison pills (record_too_large).
     #[arg(long, env = "STREAMLAKE_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
@@ -94,7 +94,7 @@ pub struct LimitArgs {
     #[arg(long, env = "STREAMLAKE_FETCH_BUFFER_BYTES", default_value = "8MiB", value_parser = parse_bytes)]
     pub fetch_buffer_bytes: usize,
     /// How often durable offsets are committed.
-    #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "STREAMLAKE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub commit_interval: Duration,
     /// How long a revoke or SIGTERM waits for in-flight files before committing what is durable.
     #[arg(long, env = "STREAMLAKE_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -102,11 +102,11 @@ pub struct LimitArgs {
     /// How long the consumer may be out of its group (joining, rebalancing, or lost after a broker outage)
     /// before it replaces its Kafka client: librdkafka has been seen to never rejoin after its session
     /// timed out while the broker was down.
-    #[arg(long, env = "STREAMLAKE_MAX_OUT_OF_GROUP", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, env = "STREAMLAKE_MAX_OUT_OF_GROUP", default_value = "2m", value_parser = parse_nonzero_duration)]
     pub max_out_of_group: Duration,
     /// How long the poll loop may go without a turn before `/healthz` fails; it turns at least every 100 ms
     /// while it works, and nothing it does waits on the broker.
-    #[arg(long, env = "STREAMLAKE_MAX_POLL_STALL", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "STREAMLAKE_MAX_POLL_STALL", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub max_poll_stall: Duration,
     /// First delay between landing retries.
     #[arg(long, env = "STREAMLAKE_RETRY_INITIAL", default_value = "200ms", value_parser = parse_duration)]
@@ -242,6 +242,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration that must not be zero (a file age, a commit interval, a liveness limit: zero would mean
+/// a file per record, a commit per turn of the loop, a pod that is never live).
+pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} must be more than zero")),
+        duration => Ok(duration),
+    }
+}
+
+/// A size that must not be zero (a memory budget of nothing takes no record at all).
+pub fn parse_nonzero_bytes(text: &str) -> Result<usize, String> {
+    match parse_bytes(text)? {
+        0 => Err(format!("{text:?} must be more than zero")),
+        bytes => Ok(bytes),
+    }
+}
+
 /// `3=1200`: partition 3, offset 1200.
 pub fn parse_partition_offset(text: &str) -> Result<(i32, i64), String> {
     let (partition, offset) = text
@@ -285,6 +302,16 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5").is_err());
+        assert_eq!(parse_nonzero_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(
+            parse_nonzero_duration("0s"),
+            Err(r#""0s" must be more than zero"#.into())
+        );
+        assert_eq!(parse_nonzero_bytes("1KiB"), Ok(1024));
+        assert_eq!(
+            parse_nonzero_bytes("0MiB"),
+            Err(r#""0MiB" must be more than zero"#.into())
+        );
     }
 
     #[test]
@@ -340,6 +367,25 @@ mod tests {
             (asked.resumable_threshold, asked.upload_chunk),
             (256 << 10, 256 << 10)
         );
+    }
+
+    #[test]
+    fn zero_limits_are_refused_with_the_flag_named() {
+        for flag in [
+            "--max-file-age",
+            "--commit-interval",
+            "--max-out-of-group",
+            "--max-poll-stall",
+            "--max-buffered-bytes",
+        ] {
+            let zero = if flag == "--max-buffered-bytes" { "0" } else { "0s" };
+            let args = ["consumer", "--dataset", "o", flag, zero];
+            let error = Config::try_parse_from(args).expect_err(flag).to_string();
+            assert!(
+                error.contains(flag) && error.contains("more than zero"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
