@@ -37,7 +37,7 @@ pub fn document(contracts: &ContractRegistry, settings: &IngestSettings) -> Valu
     paths.insert(
         "/readyz".into(),
         ops_path(
-            "Readiness: Kafka metadata is reachable, the producer has not failed for good, and no shutdown is under way.",
+            "Readiness: the producer works, Kafka metadata is reachable, no shutdown is under way.",
             status_ok(),
         ),
     );

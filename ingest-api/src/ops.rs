@@ -12,25 +12,25 @@ use crate::state::AppState;
 /// Live unless the producer failed for good: then every send fails until the process restarts, and
 /// failing liveness is what gets it restarted.
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if let Some(fatal) = state.sink.fatal_error() {
-        return Err(ApiError::ProducerFailed {
-            reason: fatal,
-            retry_after_secs: state.settings.retry_after_secs,
-        });
-    }
+    producer_works(&state)?;
     Ok(Json(json!({ "status": "ok" })))
+}
+
+fn producer_works(state: &AppState) -> Result<(), ApiError> {
+    match state.sink.fatal_error() {
+        Some(reason) => Err(ApiError::ProducerFailed {
+            reason,
+            retry_after_secs: state.settings.retry_after_secs,
+        }),
+        None => Ok(()),
+    }
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::NotReady("shutting down".into()));
     }
-    if let Some(fatal) = state.sink.fatal_error() {
-        return Err(ApiError::ProducerFailed {
-            reason: fatal,
-            retry_after_secs: state.settings.retry_after_secs,
-        });
-    }
+    producer_works(&state)?;
     state
         .sink
         .check_broker(state.settings.readiness_timeout)
