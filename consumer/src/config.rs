@@ -104,8 +104,8 @@ pub struct LimitArgs {
     /// timed out while the broker was down.
     #[arg(long, env = "STREAMLAKE_MAX_OUT_OF_GROUP", default_value = "2m", value_parser = parse_nonzero_duration)]
     pub max_out_of_group: Duration,
-    /// How long the poll loop may go without a turn before `/healthz` fails; it turns at least every 100 ms
-    /// while it works, and nothing it does waits on the broker.
+    /// How long the poll loop may go without a turn before `/healthz` fails. It turns at least every 100 ms
+    /// except while a revoke drains (up to --drain-timeout), so keep it above that.
     #[arg(long, env = "STREAMLAKE_MAX_POLL_STALL", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub max_poll_stall: Duration,
     /// First delay between landing retries.
@@ -259,6 +259,20 @@ pub fn parse_nonzero_bytes(text: &str) -> Result<usize, String> {
     }
 }
 
+impl Config {
+    /// Settings that contradict each other, said at start rather than found out by a restarted pod.
+    pub fn check(&self) -> Result<(), String> {
+        let (stall, drain) = (self.limits.max_poll_stall, self.limits.drain_timeout);
+        if stall <= drain {
+            return Err(format!(
+                "--max-poll-stall ({stall:?}) must exceed --drain-timeout ({drain:?}): the poll loop does not \
+                 turn while a revoke drains, and /healthz would fail meanwhile"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `3=1200`: partition 3, offset 1200.
 pub fn parse_partition_offset(text: &str) -> Result<(i32, i64), String> {
     let (partition, offset) = text
@@ -386,6 +400,26 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn a_liveness_limit_under_the_drain_deadline_is_refused() {
+        let parse = |args: &[&str]| {
+            let base = ["consumer", "--dataset", "o", "--kafka-bootstrap-servers", "x:1"];
+            Config::try_parse_from(base.iter().chain(args)).expect("parses")
+        };
+        assert_eq!(parse(&[]).check(), Ok(()));
+        let error = parse(&["--max-poll-stall", "10s", "--drain-timeout", "10s"])
+            .check()
+            .expect_err("refused");
+        assert!(
+            error.contains("--max-poll-stall (10s) must exceed --drain-timeout (10s)"),
+            "{error}"
+        );
+        assert_eq!(
+            parse(&["--max-poll-stall", "3s", "--drain-timeout", "2s"]).check(),
+            Ok(())
+        );
     }
 
     #[test]

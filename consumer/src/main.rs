@@ -1,6 +1,7 @@
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use streamlake_consumer::config::Config;
 use streamlake_consumer::malloc::with_malloc_settings;
 use tracing_subscriber::EnvFilter;
@@ -13,6 +14,11 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::parse();
+    if let Err(contradiction) = config.check() {
+        Config::command()
+            .error(ErrorKind::ArgumentConflict, contradiction)
+            .exit();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(streamlake_consumer::run::run(config))?;
     Ok(())

@@ -99,7 +99,14 @@ async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
         &o.dataset,
         &o.location,
         "consumer",
-        &["--max-poll-stall", "3s", "--max-file-age", "20s"],
+        &[
+            "--max-poll-stall",
+            "3s",
+            "--drain-timeout",
+            "2s",
+            "--max-file-age",
+            "20s",
+        ],
     );
     consumer
         .wait_for_log("partitions assigned", Duration::from_secs(60))
