@@ -14,7 +14,8 @@
 //!    unit is not durable ([`tracker`]), so a later success never moves the offset past an earlier
 //!    failure. Every `--commit-interval` the positions that moved are committed asynchronously (the poll
 //!    loop never waits for the coordinator), and all of them again every 10 s; revokes and SIGTERM drain
-//!    held records with a deadline and commit synchronously.
+//!    held records with a deadline, then a revoke commits synchronously and SIGTERM commits and waits up to
+//!    5 s for the broker to confirm it (a broker that is away must not hold the exit past a pod's grace).
 //!
 //! # Exactly once in the raw zone
 //! Re-reading is normal: after a crash, a rebalance, a replay or a backfill, records that already landed

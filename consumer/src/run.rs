@@ -407,11 +407,16 @@ fn poll_thread(
             guard.await_landing(POLL_TIMEOUT);
         }
     }
-    lock(&core).shutdown(&consumer);
+    let committed = lock(&core).shutdown(&consumer);
     if end == PollEnd::RangesLanded {
         // Everything is durable, a bounded run has no group to leave, and the process exits next: closing
         // the client (and, through the landing context its callbacks hold, the DLQ producer) would only
         // wait out their 100 ms poll steps.
+        std::mem::forget(consumer);
+    } else if !committed {
+        // Closing waits for the unconfirmed commit, until the group session times out when the broker is
+        // away: past a pod's grace period. The group forgets this member when its session ends.
+        warn!("exiting without closing the Kafka client: the broker did not confirm the final commit");
         std::mem::forget(consumer);
     } else {
         // Dropping the consumer leaves the group; its revoke callback finds nothing left to drain.

@@ -29,6 +29,10 @@ const MAX_HOLD: Duration = Duration::from_secs(10);
 /// asynchronous, and its outcome is not reported back (see [`SinkCore::commit`]), so a position whose commit
 /// failed is sent again at the latest after this long.
 const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
+/// How long the shutdown waits for the broker to confirm its final commit. With the default drain deadline
+/// (30 s) that ends within a pod's grace period (45 s) even when the broker is away; a synchronous commit
+/// would wait until the group session times out.
+const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 /// How the sink batches, bounds memory and commits.
 #[derive(Debug, Clone)]
@@ -406,9 +410,10 @@ impl SinkCore {
     /// the coordinator is unreachable a commit waits for it (until the broker is back or the session times
     /// out), and the poll loop must keep turning meanwhile. librdkafka does not report the outcome of an
     /// application's asynchronous commit to a client that takes its callbacks as events (as rust-rdkafka's
-    /// does), so every `RECOMMIT_EVERY` (10 s) the positions are all sent again. A revoke's and a shutdown's
-    /// commits are synchronous and send every position: the partitions must not be handed over, nor the
-    /// process end, before the broker took them.
+    /// does), so every `RECOMMIT_EVERY` (10 s) the positions are all sent again. A revoke's commit is
+    /// synchronous and sends every position: the partitions must not be handed over before the broker took
+    /// them (the coordinator that asks for them is there). The shutdown's waits a bounded time
+    /// (`final_commit`).
     pub fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -552,13 +557,68 @@ impl SinkCore {
         self.all_read() && self.buffers.is_empty() && self.trackers.values_mut().all(|t| t.is_settled())
     }
 
-    /// SIGTERM: stop reading, land everything, commit.
-    pub fn shutdown<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+    /// SIGTERM: stop reading, land everything, commit. False if the broker did not confirm the commit (it
+    /// may be away): closing the client would then wait for that commit too.
+    pub fn shutdown<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> bool {
         self.health().stopping();
         let partitions: Vec<i32> = self.trackers.keys().copied().collect();
         info!(?partitions, "shutting down: draining");
         self.drain(&partitions, Instant::now() + self.settings.drain_timeout);
-        self.commit(consumer, None, CommitMode::Sync);
+        let confirmed = self.final_commit(consumer, FINAL_COMMIT_WAIT);
+        // The client's close revokes the partitions: it must find nothing left to drain and wait for again
+        // (landings still in flight finish; the next owner reads their records again and skips them).
+        self.forget(&partitions);
+        confirmed
+    }
+
+    /// The shutdown's commit: sent asynchronously and confirmed by reading the committed offsets back, for at
+    /// most `wait`. True if confirmed, or if there was nothing to commit.
+    fn final_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, wait: Duration) -> bool {
+        if self.bounds.is_some() {
+            return true; // bounded mode has no group
+        }
+        let positions: BTreeMap<i32, i64> = self
+            .trackers
+            .iter_mut()
+            .filter_map(|(partition, tracker)| Some((*partition, tracker.commit_position()?)))
+            .collect();
+        if positions.is_empty() {
+            return true;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, position) in &positions {
+            let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(*position));
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            warn!("the final commit failed: {e}; the next owner reads again from the last committed offsets");
+            return false;
+        }
+        let deadline = Instant::now() + wait;
+        while let Some(remaining) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        {
+            let read_back = consumer.committed_offsets(tpl.clone(), remaining.min(Duration::from_secs(1)));
+            let taken = read_back.is_ok_and(|now| {
+                positions.iter().all(|(partition, position)| {
+                    now.find_partition(&self.topic, *partition)
+                        .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *position))
+                })
+            });
+            if taken {
+                for (partition, position) in positions {
+                    self.landing.metrics.set_committed(partition, position);
+                }
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        warn!(
+            ?positions,
+            "the final commit was not confirmed within {wait:?} (is the broker away?): the next owner reads \
+             again from the last committed offsets, and skips what is listed as landed"
+        );
+        false
     }
 }
 

@@ -163,3 +163,57 @@ async fn a_commit_waiting_for_the_coordinator_does_not_stall_the_poll_loop() {
     let contents = read_raw_zone(&store, &o.dataset.layout(), &test_dates()).await;
     contents.assert_exactly_once(&ends);
 }
+
+/// SIGTERM while the broker is away: the consumer lands what it holds, cannot have its final commit
+/// confirmed, and exits anyway soon after its drain deadline — not when the group session times out (45 s),
+/// which would outlast a pod's grace period (45 s, after the drain). What it held is in the raw zone; the
+/// next owner reads it again from the last committed offsets and skips it (`crash.rs` covers that part).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_broker_is_away_ends_within_the_grace_period() {
+    let o = Outage::start("consumer-sigterm", "sigterm-outage").await;
+    let consumer = ConsumerProcess::start(
+        &o.dataset,
+        &o.location,
+        "consumer",
+        &["--max-file-age", "60s", "--drain-timeout", "5s"],
+    );
+    consumer
+        .wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+    let records: Vec<TestRecord> = (0..200).map(|i| TestRecord::order(i, 2, 300)).collect();
+    produce_on(&o.bootstrap, &o.topic, &records).await;
+    let ends = end_offsets_on(&o.bootstrap, &o.topic, 2);
+    streamlake_testkit::wait_until(
+        "the consumer holds the records",
+        Duration::from_secs(30),
+        || async {
+            consumer
+                .metric("streamlake_consumer_buffered_bytes")
+                .await
+                .is_some_and(|bytes| bytes > 0.0)
+        },
+    )
+    .await;
+    tokio::task::block_in_place(|| o.broker.stop());
+
+    let log = consumer.log.clone();
+    let asked = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| consumer.terminate(Duration::from_secs(90)));
+    let took = asked.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_secs(20),
+        "SIGTERM took {took:?} with a 5 s drain deadline while the broker was away"
+    );
+    let text = std::fs::read_to_string(&log).expect("the consumer's log");
+    assert!(
+        text.contains("the final commit was not confirmed"),
+        "{}",
+        log.display()
+    );
+
+    let store = open_store(&o.location).await;
+    let contents = read_raw_zone(&store, &o.dataset.layout(), &test_dates()).await;
+    contents.assert_exactly_once(&ends);
+    println!("SIGTERM with the broker away: exited after {took:?}");
+}
