@@ -424,19 +424,7 @@ impl SinkCore {
             return; // bounded mode has no group
         }
         let periodic = matches!(mode, CommitMode::Async);
-        let mut tpl = TopicPartitionList::new();
-        let mut positions = Vec::new();
-        for (partition, tracker) in &mut self.trackers {
-            if only.is_some_and(|only| !only.contains(partition)) {
-                continue;
-            }
-            if let Some(position) = tracker.commit_position()
-                && (!periodic || self.commit_sent.get(partition) != Some(&position))
-            {
-                let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(position));
-                positions.push((*partition, position));
-            }
-        }
+        let (tpl, positions) = self.positions_to_commit(only, periodic);
         if positions.is_empty() {
             return;
         }
@@ -454,6 +442,29 @@ impl SinkCore {
         }
     }
 
+    /// The durable position of every partition (or only of `only`; if `only_moved`, only those not sent
+    /// yet), as a list to commit and as pairs.
+    fn positions_to_commit(
+        &mut self,
+        only: Option<&[i32]>,
+        only_moved: bool,
+    ) -> (TopicPartitionList, BTreeMap<i32, i64>) {
+        let mut tpl = TopicPartitionList::new();
+        let mut positions = BTreeMap::new();
+        for (partition, tracker) in &mut self.trackers {
+            if only.is_some_and(|only| !only.contains(partition)) {
+                continue;
+            }
+            if let Some(position) = tracker.commit_position()
+                && (!only_moved || self.commit_sent.get(partition) != Some(&position))
+            {
+                let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(position));
+                positions.insert(*partition, position);
+            }
+        }
+        (tpl, positions)
+    }
+
     /// Lands everything held for `partitions` and waits until it is durable or the deadline passes.
     pub fn drain(&mut self, partitions: &[i32], deadline: Instant) {
         for unit in self.buffers.seal_partitions(partitions) {
@@ -466,10 +477,7 @@ impl SinkCore {
             if settled {
                 return;
             }
-            let Some(remaining) = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-            else {
+            let Some(remaining) = time_left(deadline) else {
                 warn!(
                     ?partitions,
                     "drain deadline passed; records not yet durable will be read again by the next owner"
@@ -577,27 +585,16 @@ impl SinkCore {
         if self.bounds.is_some() {
             return true; // bounded mode has no group
         }
-        let positions: BTreeMap<i32, i64> = self
-            .trackers
-            .iter_mut()
-            .filter_map(|(partition, tracker)| Some((*partition, tracker.commit_position()?)))
-            .collect();
+        let (tpl, positions) = self.positions_to_commit(None, false);
         if positions.is_empty() {
             return true;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (partition, position) in &positions {
-            let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(*position));
         }
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
             warn!("the final commit failed: {e}; the next owner reads again from the last committed offsets");
             return false;
         }
         let deadline = Instant::now() + wait;
-        while let Some(remaining) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        {
+        while let Some(remaining) = time_left(deadline) {
             let read_back = consumer.committed_offsets(tpl.clone(), remaining.min(Duration::from_secs(1)));
             let taken = read_back.is_ok_and(|now| {
                 positions.iter().all(|(partition, position)| {
@@ -628,6 +625,13 @@ fn pause_partition<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, 
     if let Err(e) = consumer.pause(&tpl) {
         warn!(partition, "could not pause a finished partition: {e}");
     }
+}
+
+/// What is left of the time before `deadline`, if anything.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
 }
 
 /// Locks the core; a panic elsewhere must not stop the drain and commit of what is durable.
