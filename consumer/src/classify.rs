@@ -44,13 +44,18 @@ pub struct ValidEvent<'r> {
 pub struct Rejection {
     pub error_type: &'static str,
     pub message: String,
+    /// The record's `schema_version` when it is newer than every contract this consumer has: the API may
+    /// have the version already (a rollout in progress), so the landing waits before dead-lettering it
+    /// ([`crate::newer::NewerContracts`]).
+    pub newer_version: Option<u32>,
 }
 
 impl Rejection {
-    fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
         Self {
             error_type,
             message: message.into(),
+            newer_version: None,
         }
     }
 }
@@ -137,12 +142,10 @@ impl Classifier {
         };
         let (schema_version, event_id) = self.read_headers(record)?;
         let contract = match schema_version {
-            Some(v) => self.contracts.get(self.dataset.as_str(), v).ok_or_else(|| {
-                Rejection::new(
-                    "unknown_schema_version",
-                    format!("no contract {} v{v}", self.dataset),
-                )
-            })?,
+            Some(v) => self
+                .contracts
+                .get(self.dataset.as_str(), v)
+                .ok_or_else(|| self.unknown_version(v))?,
             None => &self.latest,
         };
         let certain = match members {
@@ -184,6 +187,27 @@ impl Classifier {
             event_id,
             timestamp,
         })
+    }
+
+    fn unknown_version(&self, version: u32) -> Rejection {
+        let newest = self.latest.version();
+        if version > newest {
+            Rejection {
+                newer_version: Some(version),
+                ..Rejection::new(
+                    "unknown_schema_version",
+                    format!(
+                        "no contract {} v{version}: this consumer has versions up to v{newest}",
+                        self.dataset
+                    ),
+                )
+            }
+        } else {
+            Rejection::new(
+                "unknown_schema_version",
+                format!("no contract {} v{version}", self.dataset),
+            )
+        }
     }
 
     /// The `schema_version` and `event_id` headers (the last of each name, as [`headers::get_str`] reads

@@ -108,6 +108,12 @@ pub struct LimitArgs {
     /// except while a revoke drains (up to --drain-timeout), so keep it above that.
     #[arg(long, env = "STREAMLAKE_MAX_POLL_STALL", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub max_poll_stall: Duration,
+    /// How long records that name a contract version newer than any in --contracts-dir are held (their
+    /// partitions paused, nothing committed past them) for a consumer that has the version to take over
+    /// (a rollout), counted from the first such record; then they go to the DLQ (unknown_schema_version).
+    /// 0 dead-letters them at once.
+    #[arg(long, env = "STREAMLAKE_NEWER_CONTRACT_WAIT", default_value = "10m", value_parser = parse_duration)]
+    pub newer_contract_wait: Duration,
     /// First delay between landing retries.
     #[arg(long, env = "STREAMLAKE_RETRY_INITIAL", default_value = "200ms", value_parser = parse_duration)]
     pub retry_initial: Duration,

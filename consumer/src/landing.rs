@@ -2,7 +2,8 @@
 //! files (or stream them to a `file://` store while they are encoded), and list everything in the
 //! metadata with one compare-and-swap. Retried with capped, jittered backoff until it succeeds; the
 //! unit's offsets are released for commit only after that. A retry encodes again, so a streamed file is
-//! written again (the same bytes under the same name).
+//! written again (the same bytes under the same name). A record of a contract version newer than the
+//! consumer's fails the landing the same way for a while ([`crate::newer`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::encode::{EncodeError, EncodedFile, EncodedRun, Encoder, FileSink};
 use crate::health::Health;
 use crate::metacache::MetadataCache;
 use crate::metrics::{ErrorTypeLabel, FailureLabel, Metrics};
+use crate::newer::{Held, NewerContracts};
 use crate::tracker::UnitId;
 
 /// Everything a landing needs; shared by all landing tasks.
@@ -37,6 +39,7 @@ pub struct LandingContext {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub backoff: Backoff,
+    pub newer_contracts: NewerContracts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,18 @@ pub enum LandingError {
     Encode(#[from] EncodeError),
     #[error("encoding task failed: {0}")]
     Task(String),
+    #[error(
+        "records of contract {dataset} v{version} arrived (the first at offset {offset}); this consumer has versions \
+         up to v{newest}: holding them for a consumer that has v{version} (a rollout), {waited}s of {wait}s so far, \
+         then they go to the DLQ",
+        waited = .held.waited.as_secs(), wait = .held.wait.as_secs(), version = .held.version
+    )]
+    NewerContract {
+        dataset: String,
+        newest: u32,
+        offset: i64,
+        held: Held,
+    },
 }
 
 impl LandingError {
@@ -84,6 +99,10 @@ impl LandingError {
             Self::Task(_) => FailureLabel {
                 stage: "encode",
                 kind: "task",
+            },
+            Self::NewerContract { .. } => FailureLabel {
+                stage: "classify",
+                kind: "newer_contract",
             },
         }
     }
@@ -149,6 +168,7 @@ async fn land_once(
             .await?;
         refresh = false;
         let runs = encode_runs(ctx, unit, plan.runs).await?;
+        hold_newer_contracts(ctx, unit, &runs)?;
 
         let mut landing = Landing::default();
         let mut files: Vec<&EncodedFile> = Vec::new();
@@ -237,6 +257,33 @@ async fn land_once(
         debug!(partition = unit.partition, date = %unit.date, files = landed.files, records = landed.records, dlq = landed.dlq, "landed");
         return Ok(landed);
     }
+}
+
+/// Fails the landing, before anything is dead-lettered or listed, while one of its rejected records names
+/// a contract version newer than this consumer's that is still held ([`crate::newer`]).
+fn hold_newer_contracts(
+    ctx: &LandingContext,
+    unit: &SealedUnit,
+    runs: &[(Vec<usize>, EncodedRun)],
+) -> Result<(), LandingError> {
+    let now = Instant::now();
+    for (run, encoded) in runs {
+        for (index, rejection) in &encoded.rejected {
+            let Some(version) = rejection.newer_version else {
+                continue;
+            };
+            if let Some(held) = ctx.newer_contracts.hold(version, now) {
+                let newest = ctx.classifier.latest_contract();
+                return Err(LandingError::NewerContract {
+                    dataset: newest.dataset().to_string(),
+                    newest: newest.version(),
+                    offset: unit.records[run[*index]].offset,
+                    held,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Encodes every run on the blocking pool: classification and compression are CPU work, and a streamed

@@ -56,7 +56,9 @@
 //! buffers (one per partition and date) may hold the whole budget below the size that seals them. A
 //! hold that lasts, or any failing landing (storage or DLQ unavailable), pauses the assigned partitions
 //! instead ([`backpressure`]). `/readyz` reports a failing landing; it
-//! resumes by itself when storage returns.
+//! resumes by itself when storage returns. Records that name a contract version newer than every one
+//! the consumer has are held the same way for up to `--newer-contract-wait` (a contract rollout in
+//! progress) before they are dead-lettered ([`newer`]).
 //!
 //! # Bounded mode
 //! With `--bounded` the consumer assigns the requested partitions itself (no group membership, no
@@ -79,6 +81,7 @@ pub mod malloc;
 pub mod membership;
 pub mod metacache;
 pub mod metrics;
+pub mod newer;
 pub mod readback;
 pub mod record;
 pub mod run;

@@ -27,6 +27,7 @@ use crate::http::{HttpState, app};
 use crate::landing::LandingContext;
 use crate::metacache::MetadataCache;
 use crate::metrics::Metrics;
+use crate::newer::NewerContracts;
 use crate::sink::{Bounds, FileMemory, SinkCore, SinkSettings, lock};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -108,6 +109,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             initial: config.limits.retry_initial,
             max: config.limits.retry_max,
         },
+        newer_contracts: NewerContracts::new(config.limits.newer_contract_wait),
     });
     // JSON lines to a `file://` store stream their files; the others hold each file whole until uploaded.
     let landing_file_memory = if landing.encoder.streams_to(&landing.store) {

@@ -131,10 +131,7 @@ async fn a_failed_dlq_send_replaces_the_producer_and_the_retry_lands() {
         payload: Some(Bytes::from_static(b"{not json")),
         headers: None,
     };
-    let rejection = Rejection {
-        error_type: "invalid_json",
-        message: "expected value at line 1 column 2".into(),
-    };
+    let rejection = Rejection::new("invalid_json", "expected value at line 1 column 2");
 
     let error = writer
         .send(&record, &rejection)

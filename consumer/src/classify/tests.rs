@@ -91,6 +91,25 @@ fn the_header_version_selects_the_contract() {
 }
 
 #[test]
+fn only_a_version_newer_than_every_contract_is_marked_as_such() {
+    let event = br#"{"order_id":"o","amount":1}"#;
+    let newer = rejection(&record(event, &[("schema_version", "3")]));
+    assert_eq!(newer.error_type, "unknown_schema_version");
+    assert_eq!(newer.newer_version, Some(3));
+    assert!(newer.message.contains("up to v2"), "{}", newer.message);
+    // Below the newest: a contract that is missing, not one still to come.
+    let missing = rejection(&record(event, &[("schema_version", "0")]));
+    assert_eq!(missing.error_type, "unknown_schema_version");
+    assert_eq!(missing.newer_version, None);
+    for other in [
+        record(b"not json", &[]),
+        record(event, &[("schema_version", "x")]),
+    ] {
+        assert_eq!(rejection(&other).newer_version, None);
+    }
+}
+
+#[test]
 fn poison_pills_get_stable_error_types() {
     let cases: Vec<(SourceRecord, &str)> = vec![
         (record(b"not json", &[]), "invalid_json"),

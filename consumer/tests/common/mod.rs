@@ -165,12 +165,17 @@ pub async fn produce(topic: &str, records: &[TestRecord]) {
 
 /// [`produce`] to the broker at `bootstrap`.
 pub async fn produce_on(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+    produce_version(bootstrap, topic, records, 1).await;
+}
+
+/// [`produce_on`], the records with headers stamped with contract version `schema_version`.
+pub async fn produce_version(bootstrap: &str, topic: &str, records: &[TestRecord], schema_version: u32) {
     let producer = producer_on(bootstrap);
     for chunk in records.chunks(5_000) {
         let sends = chunk.iter().map(|r| {
             let headers = RecordMetadata {
                 event_id: uuid::Uuid::new_v4(),
-                schema_version: 1,
+                schema_version,
                 ingested_at: Utc::now(),
                 source: "consumer-tests".into(),
                 content_type: "application/json".into(),
