@@ -22,11 +22,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::Value;
 use streamlake_consumer::classify::Classifier;
 use streamlake_consumer::encode::{Encoder, ParquetCompression};
-use streamlake_consumer::readback::read_rows;
 use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::FileFormat;
+use streamlake_core::rawzone::readback::read_rows;
 use streamlake_testkit::bench_orders::{self, PythonRandom, varied_order};
 
 const DISTINCT_ORDERS: usize = 10_000;

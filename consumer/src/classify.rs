@@ -9,18 +9,9 @@ use streamlake_core::contract::fast::Member;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::headers;
 use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::columns::SINK_COLUMNS;
 
 use crate::record::SourceRecord;
-
-/// Columns the sink adds to every record; a record may not carry fields with these names.
-pub const RESERVED_FIELDS: [&str; 6] = [
-    "_partition",
-    "_offset",
-    "_timestamp",
-    "_key",
-    "_event_id",
-    "_schema_version",
-];
 
 /// Kafka timestamps (ms since the epoch) that name a date: those chrono can represent.
 const USABLE_TIMESTAMPS: std::ops::RangeInclusive<i64> = chrono::DateTime::<chrono::Utc>::MIN_UTC
@@ -149,8 +140,8 @@ impl Classifier {
             None => &self.latest,
         };
         let certain = match members {
-            Some(members) => contract.certainly_valid_members(payload, &RESERVED_FIELDS, members),
-            None => contract.certainly_valid(payload, &RESERVED_FIELDS),
+            Some(members) => contract.certainly_valid_members(payload, &SINK_COLUMNS, members),
+            None => contract.certainly_valid(payload, &SINK_COLUMNS),
         };
         if certain {
             return Ok(ValidEvent {
@@ -175,7 +166,7 @@ impl Classifier {
                 "the value is valid JSON but not an object",
             ));
         };
-        if let Some(reserved) = RESERVED_FIELDS.iter().find(|f| fields.contains_key(**f)) {
+        if let Some(reserved) = SINK_COLUMNS.iter().find(|f| fields.contains_key(**f)) {
             return Err(Rejection::new(
                 "reserved_field",
                 format!("the field {reserved} is reserved for the sink"),

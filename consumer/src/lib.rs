@@ -82,7 +82,6 @@ pub mod membership;
 pub mod metacache;
 pub mod metrics;
 pub mod newer;
-pub mod readback;
 pub mod record;
 pub mod run;
 pub mod sink;

@@ -10,7 +10,9 @@ use streamlake_core::rawzone::FileChecksum;
 use streamlake_core::rawzone::FileFormat;
 use streamlake_core::rawzone::store::local::{DIRECT_IO_ALIGN, StreamedFile};
 
-use super::{EncodeError, format_timestamp};
+use streamlake_core::rawzone::columns::format_timestamp;
+
+use super::EncodeError;
 use crate::classify::ValidEvent;
 
 /// Fast levels: the raw zone is written once and read by batch jobs; throughput matters more.

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use streamlake_core::contract::Contract;
 use streamlake_core::contract::fast::Member;
+use streamlake_core::rawzone::columns::{ColumnsError, ParquetColumns};
 use streamlake_core::rawzone::store::local::LocalStore;
 use streamlake_core::rawzone::{
     DataFileName, FileEntry, FileFormat, RawZoneStore, StoreError, file_checksum,
@@ -28,7 +29,7 @@ use streamlake_core::rawzone::{
 use crate::classify::{Classifier, Rejection, ValidEvent};
 use crate::record::SourceRecord;
 
-pub use self::parquet::{ColumnKind, ParquetColumns, ParquetCompression};
+pub use self::parquet::ParquetCompression;
 use self::pool::BufferPool;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ pub enum EncodeError {
     #[error(transparent)]
     Fields(#[from] fields::NotAnObject),
     #[error("the contract cannot be mapped to Parquet columns: {0}")]
-    Schema(String),
+    Schema(#[from] ColumnsError),
     /// Writing a streamed file to the store.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -331,13 +332,6 @@ impl RunStats {
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.schema_versions.insert(schema_version);
     }
-}
-
-/// RFC 3339 with milliseconds in UTC, the `_timestamp` of JSON lines.
-pub fn format_timestamp(millis: i64) -> String {
-    DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -1,9 +1,5 @@
-//! Parquet: one column per top-level property of the newest contract, plus the sink's columns.
-//!
-//! JSON Schema `string`, `integer`, `number` and `boolean` become Utf8, Int64, Float64 and Boolean;
-//! anything else (objects, arrays, unions) is kept as JSON text. A value that does not fit its column
-//! (a field of an older contract version, an extra property) goes to `_extra`, a JSON object, so
-//! nothing a record carried is lost.
+//! Parquet: one column per top-level property of the newest contract, plus the sink's columns, as
+//! [`streamlake_core::rawzone::columns`] lays them out (and its `readback` reads them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,18 +9,17 @@ use arrow_array::builder::{
     TimestampMillisecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde_json::Value;
-use streamlake_core::contract::Contract;
 use streamlake_core::contract::fast::Member;
+use streamlake_core::rawzone::columns::{ColumnKind, ParquetColumns};
 
 use super::EncodeError;
 use super::fields::{Fields, Shape, shape, string_value};
-use crate::classify::{RESERVED_FIELDS, ValidEvent};
+use crate::classify::ValidEvent;
 
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer: about 1 MiB of ~1 KiB
 /// events, so a landing holds little more than its records and the file's compressed pages (the sink
@@ -36,7 +31,6 @@ const ZSTD_LEVEL: i32 = 1;
 /// threshold (2 MiB, [`crate::malloc`]), so they are reused from the heap instead of mapped, faulted
 /// in page by page and unmapped for every page.
 const DATA_PAGE_BYTES: usize = 256 * 1024;
-const EXTRA_COLUMN: &str = "_extra";
 /// The sink's columns whose values (nearly) never repeat within a file, with no dictionary: it would
 /// intern every value of the file only to hold them all again. Offsets and timestamps only grow, so they
 /// are stored as deltas (a few bits each, before the codec); event ids as they are.
@@ -69,96 +63,6 @@ impl ParquetCompression {
             Self::Lz4 => Compression::LZ4_RAW,
             Self::None => Compression::UNCOMPRESSED,
         })
-    }
-}
-
-/// The Arrow type a contract property maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    Utf8,
-    Int64,
-    Float64,
-    Boolean,
-    /// Any other JSON value, stored as its JSON text.
-    Json,
-}
-
-impl ColumnKind {
-    fn of_property(schema: &Value) -> Self {
-        let types: Vec<&str> = match schema.get("type") {
-            Some(Value::String(t)) => vec![t.as_str()],
-            Some(Value::Array(ts)) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .filter(|t| *t != "null")
-                .collect(),
-            _ => vec![],
-        };
-        match types.as_slice() {
-            ["string"] => Self::Utf8,
-            ["integer"] => Self::Int64,
-            ["number"] => Self::Float64,
-            ["boolean"] => Self::Boolean,
-            _ => Self::Json,
-        }
-    }
-
-    fn data_type(self) -> DataType {
-        match self {
-            Self::Utf8 | Self::Json => DataType::Utf8,
-            Self::Int64 => DataType::Int64,
-            Self::Float64 => DataType::Float64,
-            Self::Boolean => DataType::Boolean,
-        }
-    }
-}
-
-/// The contract's columns and the resulting Arrow schema.
-#[derive(Debug, Clone)]
-pub struct ParquetColumns {
-    pub columns: Vec<(String, ColumnKind)>,
-    schema: SchemaRef,
-}
-
-impl ParquetColumns {
-    pub fn from_contract(contract: &Contract) -> Result<Self, EncodeError> {
-        let properties = contract.schema().get("properties").and_then(Value::as_object);
-        let mut columns = Vec::new();
-        for (name, schema) in properties.into_iter().flatten() {
-            if RESERVED_FIELDS.contains(&name.as_str()) || name == EXTRA_COLUMN {
-                return Err(EncodeError::Schema(format!(
-                    "property {name} collides with a column of the sink"
-                )));
-            }
-            columns.push((name.clone(), ColumnKind::of_property(schema)));
-        }
-        let utc = Some(Arc::<str>::from("UTC"));
-        let mut fields = vec![
-            Field::new("_partition", DataType::Int32, false),
-            Field::new("_offset", DataType::Int64, false),
-            Field::new(
-                "_timestamp",
-                DataType::Timestamp(TimeUnit::Millisecond, utc),
-                false,
-            ),
-            Field::new("_key", DataType::Utf8, true),
-            Field::new("_event_id", DataType::Utf8, true),
-            Field::new("_schema_version", DataType::Int32, false),
-        ];
-        fields.extend(
-            columns
-                .iter()
-                .map(|(name, kind)| Field::new(name, kind.data_type(), true)),
-        );
-        fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
-        Ok(Self {
-            columns,
-            schema: Arc::new(Schema::new(fields)),
-        })
-    }
-
-    pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
     }
 }
 

@@ -13,11 +13,11 @@ use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use streamlake_consumer::readback::{read_rows, row_positions};
 use streamlake_core::headers::RecordMetadata;
 use streamlake_core::kafka::topics::{TopicSpec, ensure_topics};
 use streamlake_core::kafka::{KafkaArgs, ProducerArgs, producer_config};
 use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::readback::{read_rows, row_positions};
 use streamlake_core::rawzone::store::GcsOptions;
 use streamlake_core::rawzone::{
     DataFileName, DatePartitionMetadata, IngestionDate, RawZoneLayout, RawZoneStore, StoreLocation,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use streamlake_consumer::readback::read_rows;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetClient;
+use streamlake_core::rawzone::readback::read_rows;
 use streamlake_core::rawzone::{
     FileFormat, IngestionDate, RawZoneLayout, RawZoneStore, checksum_as_listed, parse_metadata,
 };

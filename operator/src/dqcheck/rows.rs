@@ -5,12 +5,9 @@
 //! event is rebuilt from those columns: the consumer keeps no copy of the original JSON.
 
 use serde_json::{Map, Value};
-use streamlake_consumer::encode::{ColumnKind, ParquetColumns};
 use streamlake_core::contract::Contract;
 use streamlake_core::rawzone::FileFormat;
-
-/// The column of a Parquet row holding, as a JSON object, the fields that had no column of their type.
-const EXTRA_COLUMN: &str = "_extra";
+use streamlake_core::rawzone::columns::{ColumnKind, EXTRA_COLUMN, ParquetColumns};
 
 /// The event a row of a file in `format` was landed from, as `contract` sees it; an error when the row
 /// cannot be turned back into one.

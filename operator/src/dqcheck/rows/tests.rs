@@ -4,11 +4,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::{Value, json};
 use streamlake_consumer::classify::Classifier;
 use streamlake_consumer::encode::Encoder;
-use streamlake_consumer::readback::read_rows;
 use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::FileFormat;
+use streamlake_core::rawzone::readback::read_rows;
 
 use super::event_of_row;
 

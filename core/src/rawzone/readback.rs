@@ -1,7 +1,10 @@
-//! Reading landed data files back as JSON rows: for tests, checks and people debugging the raw zone.
+//! Reading landed data files back as JSON rows, in every format the consumer writes: for the operator's
+//! checks, tests and people debugging the raw zone.
 
 use std::io::Read;
 
+use super::FileFormat;
+use super::columns::format_timestamp;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
@@ -9,9 +12,6 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
-use streamlake_core::rawzone::FileFormat;
-
-use crate::encode::format_timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadbackError {
