@@ -12,6 +12,8 @@ use crate::encode::ParquetCompression;
 
 /// Lands a dataset's raw topic in the raw zone. Runs until SIGTERM, or with --bounded until the given
 /// ranges are landed (exit 0).
+// The doc comments are clap's --help text, where `<dataset>` is a placeholder, not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Parser)]
 #[command(name = "consumer", version)]
 pub struct Config {

@@ -20,6 +20,8 @@ use streamlake_operator::metrics::Metrics;
 use streamlake_operator::{http, replay, startup};
 use tokio_util::sync::CancellationToken;
 
+// The doc comments are clap's --help text, where `<dataset>` is a placeholder, not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Parser)]
 #[command(about = "Reconciles StreamLake Replay, Backfill, DlqInspection and DqCheck resources")]
 struct Cli {

@@ -35,6 +35,8 @@ use crate::image_map::ImageMap;
 use crate::ipam::{PodCidr, PodIpAllocator};
 use crate::node::{NodeAgent, NodeConfig};
 
+// The doc comments are clap's --help text, where `<dataset>` is a placeholder, not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Parser)]
 #[command(
     version,
