@@ -163,11 +163,15 @@ impl Metrics {
         self.update_lag(partition);
     }
 
+    /// Lag is exported once both ends of a partition are known: a committed offset not yet read (a pod
+    /// that just started) is not 0, and a lag computed from it would overstate it by the whole topic.
     fn update_lag(&self, partition: i32) {
         let label = PartitionLabel { partition };
-        let high = self.high_watermark.get_or_create(&label).get();
-        let committed = self.committed_offset.get_or_create(&label).get();
-        self.lag.get_or_create(&label).set((high - committed).max(0));
+        let high = self.high_watermark.get(&label).map(|g| g.get());
+        let committed = self.committed_offset.get(&label).map(|g| g.get());
+        if let (Some(high), Some(committed)) = (high, committed) {
+            self.lag.get_or_create(&label).set((high - committed).max(0));
+        }
     }
 }
 
@@ -203,6 +207,24 @@ mod tests {
         );
         assert!(
             text.contains("streamlake_consumer_dlq_records_total{error_type=\"invalid_json\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lag_waits_for_the_committed_offset() {
+        let m = Metrics::new();
+        m.set_high_watermark(4, 500);
+        let text = m.encode();
+        assert!(
+            !text.contains("streamlake_consumer_lag{")
+                && !text.contains("streamlake_consumer_committed_offset{"),
+            "no committed offset, no lag: {text}"
+        );
+        m.set_committed(4, 480);
+        let text = m.encode();
+        assert!(
+            text.contains("streamlake_consumer_lag{partition=\"4\"} 20"),
             "{text}"
         );
     }
