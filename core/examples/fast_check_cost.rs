@@ -17,17 +17,9 @@ use std::time::Instant;
 use serde_json::Value;
 use streamlake_core::contract::Contract;
 use streamlake_core::names::DatasetName;
+use streamlake_core::rawzone::columns::SINK_COLUMNS as RESERVED;
 use streamlake_testkit::bench_orders::{RECORD_BYTES, varied_orders};
 
-/// The consumer's reserved fields (consumer/src/classify.rs).
-const RESERVED: [&str; 6] = [
-    "_partition",
-    "_offset",
-    "_timestamp",
-    "_key",
-    "_event_id",
-    "_schema_version",
-];
 /// Runs of each measurement; the best is printed.
 const REPEATS: usize = 5;
 

@@ -8,12 +8,15 @@
 //! JSON text. A value that does not fit its column (a field of an older contract version, an extra
 //! property) goes to [`EXTRA_COLUMN`], a JSON object, so nothing a record carried is lost.
 
+#[cfg(feature = "files")]
 use std::sync::Arc;
 
+#[cfg(feature = "files")]
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::DateTime;
 use serde_json::Value;
 
+#[cfg(feature = "files")]
 use crate::contract::Contract;
 
 /// The columns the sink adds to every row; an event may not carry fields with these names.
@@ -53,7 +56,8 @@ pub enum ColumnKind {
 }
 
 impl ColumnKind {
-    fn of_property(schema: &Value) -> Self {
+    /// The kind of column a contract property with this JSON Schema gets.
+    pub fn of_property(schema: &Value) -> Self {
         let types: Vec<&str> = match schema.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) => ts
@@ -72,6 +76,7 @@ impl ColumnKind {
         }
     }
 
+    #[cfg(feature = "files")]
     pub fn data_type(self) -> DataType {
         match self {
             Self::Utf8 | Self::Json => DataType::Utf8,
@@ -83,12 +88,14 @@ impl ColumnKind {
 }
 
 /// The contract's columns and the resulting Arrow schema.
+#[cfg(feature = "files")]
 #[derive(Debug, Clone)]
 pub struct ParquetColumns {
     pub columns: Vec<(String, ColumnKind)>,
     schema: SchemaRef,
 }
 
+#[cfg(feature = "files")]
 impl ParquetColumns {
     /// Fails if a property is named like one of the sink's columns.
     pub fn from_contract(contract: &Contract) -> Result<Self, ColumnsError> {
@@ -130,7 +137,7 @@ impl ParquetColumns {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "files"))]
 mod tests {
     use serde_json::json;
 

@@ -14,10 +14,9 @@
 //!   Within a (date, Kafka partition) listed files never overlap, so each offset is listed at most once.
 //! - [`commit`]: updates of `_metadata.json` by compare-and-swap, safe with several writers at once.
 //! - [`store`]: the `file://` and `gs://` backends.
-//! - `columns` and `readback` (feature `files`): the data files' columns, and every format read back as
-//!   JSON rows.
+//! - [`columns`]: the data files' columns (their Arrow schema with the feature `files`); `readback`
+//!   (feature `files`): every format read back as JSON rows.
 
-#[cfg(feature = "files")]
 pub mod columns;
 pub mod commit;
 pub mod layout;
