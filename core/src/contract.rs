@@ -283,6 +283,14 @@ impl ContractRegistry {
         self.contracts.get(dataset)?.get(&version)
     }
 
+    /// A dataset's versions, oldest first.
+    pub fn versions(&self, dataset: &str) -> impl Iterator<Item = u32> + '_ {
+        self.contracts
+            .get(dataset)
+            .into_iter()
+            .flat_map(|v| v.keys().copied())
+    }
+
     pub fn datasets(&self) -> impl Iterator<Item = &DatasetName> {
         self.contracts.keys()
     }

@@ -33,6 +33,14 @@ pub enum ApiError {
     BodyUnreadable(String),
     #[error("header {name} is invalid: {reason}")]
     InvalidHeader { name: &'static str, reason: String },
+    #[error(
+        "dataset {dataset} has no contract version {version} (X-StreamLake-Schema-Version); it has {versions:?}"
+    )]
+    UnknownSchemaVersion {
+        dataset: String,
+        version: u32,
+        versions: Vec<u32>,
+    },
     #[error("invalid path: {0}")]
     InvalidPath(String),
     #[error("Kafka is unavailable, nothing was accepted: {reason}")]
@@ -70,6 +78,7 @@ impl ApiError {
             Self::EmptyBatch => "empty_batch",
             Self::BodyUnreadable(_) => "body_unreadable",
             Self::InvalidHeader { .. } => "invalid_header",
+            Self::UnknownSchemaVersion { .. } => "unknown_schema_version",
             Self::InvalidPath(_) => "invalid_path",
             Self::Unavailable { .. } => "kafka_unavailable",
             Self::QueueFull { .. } => "queue_full",
@@ -90,6 +99,7 @@ impl ApiError {
             | Self::EmptyBatch
             | Self::BodyUnreadable(_)
             | Self::InvalidHeader { .. }
+            | Self::UnknownSchemaVersion { .. }
             | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::ContractViolation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } | Self::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const SOURCE_HEADER: &str = "x-streamlake-source";
+pub const SCHEMA_VERSION_HEADER: &str = "x-streamlake-schema-version";
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 pub const MAX_SOURCE_LEN: usize = 128;
 
@@ -41,6 +42,24 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 /// The producing system, from `X-StreamLake-Source`, else the configured default.
 pub fn source<'a>(headers: &'a HeaderMap, default: &'a str) -> Result<&'a str, ApiError> {
     Ok(header_text(headers, SOURCE_HEADER, "X-StreamLake-Source", MAX_SOURCE_LEN)?.unwrap_or(default))
+}
+
+/// The contract version a client pins with `X-StreamLake-Schema-Version` (a positive integer of at most
+/// nine digits), if sent; without it events are checked against the dataset's newest version.
+pub fn schema_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
+    let name = "X-StreamLake-Schema-Version";
+    let Some(text) = header_text(headers, SCHEMA_VERSION_HEADER, name, 9)? else {
+        return Ok(None);
+    };
+    match text.parse::<u32>() {
+        Ok(version) if version > 0 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0') => {
+            Ok(Some(version))
+        }
+        _ => Err(ApiError::InvalidHeader {
+            name,
+            reason: format!("{text:?} is not a contract version (a positive integer, no leading zero)"),
+        }),
+    }
 }
 
 fn header_text<'a>(

@@ -38,7 +38,7 @@ pub async fn ingest_one(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Accepted>, ApiError> {
-    let contract = lookup(&state, dataset)?;
+    let contract = lookup(&state, dataset, &headers)?;
     let bytes = body.map_err(|r| body_error(&r, state.settings.max_event_bytes))?;
     let request = RequestMeta::from_headers(&state, &headers)?;
     let event_id = event::event_id(
@@ -115,7 +115,7 @@ pub async fn ingest_batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let contract = lookup(&state, dataset)?;
+    let contract = lookup(&state, dataset, &headers)?;
     let bytes = body.map_err(|r| body_error(&r, state.settings.max_batch_bytes))?;
     let request = RequestMeta::from_headers(&state, &headers)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -322,13 +322,29 @@ async fn produce_record(
     }
 }
 
-fn lookup(state: &AppState, dataset: Result<Path<String>, PathRejection>) -> Result<Arc<Contract>, ApiError> {
+/// The dataset's contract: the newest version, or the one the client pins with
+/// `X-StreamLake-Schema-Version` (while its producers move to a newer one).
+fn lookup(
+    state: &AppState,
+    dataset: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<Arc<Contract>, ApiError> {
     let Path(dataset) = dataset.map_err(|e| ApiError::InvalidPath(e.body_text()))?;
+    let Some(latest) = state.contracts.latest(&dataset) else {
+        return Err(ApiError::UnknownDataset(dataset));
+    };
+    let Some(version) = event::schema_version(headers)? else {
+        return Ok(latest.clone());
+    };
     state
         .contracts
-        .latest(&dataset)
+        .get(&dataset, version)
         .cloned()
-        .ok_or(ApiError::UnknownDataset(dataset))
+        .ok_or_else(|| ApiError::UnknownSchemaVersion {
+            dataset,
+            version,
+            versions: state.contracts.versions(latest.dataset().as_str()).collect(),
+        })
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {

@@ -21,10 +21,14 @@ pub fn document(contracts: &ContractRegistry, settings: &IngestSettings) -> Valu
         }
         schemas.insert(name.clone(), schema);
         let event_ref = json!({ "$ref": format!("#/components/schemas/{name}") });
-        paths.insert(format!("/ingest/{dataset}"), single_path(dataset, &event_ref));
+        let pin = schema_version_parameter(contracts.versions(dataset));
+        paths.insert(
+            format!("/ingest/{dataset}"),
+            single_path(dataset, &event_ref, &pin),
+        );
         paths.insert(
             format!("/ingest/{dataset}/batch"),
-            batch_path(dataset, &event_ref, settings),
+            batch_path(dataset, &event_ref, &pin, settings),
         );
     }
     paths.insert(
@@ -80,13 +84,14 @@ pub fn document(contracts: &ContractRegistry, settings: &IngestSettings) -> Valu
     })
 }
 
-fn single_path(dataset: &str, event_ref: &Value) -> Value {
+fn single_path(dataset: &str, event_ref: &Value, pin: &Value) -> Value {
     json!({ "post": {
         "operationId": format!("ingest_{dataset}"),
         "summary": format!("Ingest one {dataset} event."),
         "parameters": [
             { "$ref": "#/components/parameters/IdempotencyKey" },
-            { "$ref": "#/components/parameters/Source" }
+            { "$ref": "#/components/parameters/Source" },
+            pin
         ],
         "requestBody": { "required": true, "content": { "application/json": { "schema": event_ref } } },
         "responses": {
@@ -101,7 +106,7 @@ fn single_path(dataset: &str, event_ref: &Value) -> Value {
     }})
 }
 
-fn batch_path(dataset: &str, event_ref: &Value, settings: &IngestSettings) -> Value {
+fn batch_path(dataset: &str, event_ref: &Value, pin: &Value, settings: &IngestSettings) -> Value {
     let event_ref = event_ref.get("$ref").and_then(Value::as_str).unwrap_or_default();
     json!({ "post": {
         "operationId": format!("ingest_{dataset}_batch"),
@@ -110,7 +115,8 @@ fn batch_path(dataset: &str, event_ref: &Value, settings: &IngestSettings) -> Va
             accepted, rejected (and dead-lettered) or failed on its own; `index` is its position in the batch.",
         "parameters": [
             { "$ref": "#/components/parameters/IdempotencyKey" },
-            { "$ref": "#/components/parameters/Source" }
+            { "$ref": "#/components/parameters/Source" },
+            pin
         ],
         "requestBody": { "required": true, "content": {
             // Items are any JSON: each is checked against the contract on its own and answered per record.
@@ -168,6 +174,19 @@ fn parameters() -> Value {
     })
 }
 
+/// `X-StreamLake-Schema-Version`, with the versions the dataset has.
+fn schema_version_parameter(versions: impl Iterator<Item = u32>) -> Value {
+    let versions: Vec<String> = versions.map(|v| v.to_string()).collect();
+    json!({
+        "name": "X-StreamLake-Schema-Version", "in": "header", "required": false,
+        "description": "Check the events against this version of the dataset's contract instead of the newest \
+            (the request body documented here), and stamp it in their `schema_version` header: for producers \
+            that still send an older version after a new one was published. Another version answers 400 \
+            (`unknown_schema_version`, or `invalid_header` if it is not a version number).",
+        "schema": { "type": "string", "enum": versions }
+    })
+}
+
 fn error_response(description: &str, retry_after: bool) -> Value {
     let mut response = json!({ "description": description, "content": { "application/json": {
         "schema": { "$ref": "#/components/schemas/Error" } } } });
@@ -180,7 +199,7 @@ fn error_response(description: &str, retry_after: bool) -> Value {
 fn responses() -> Value {
     json!({
         "BadRequest": error_response("Malformed request: body not JSON (the event is dead-lettered), empty \
-            batch, or an invalid header.", false),
+            batch, an invalid header, or a contract version the dataset does not have.", false),
         "TooLarge": error_response("Body larger than the limit, or too many records in a batch.", false),
         "Unprocessable": error_response("The event violates its contract; every violation is listed and the \
             event is dead-lettered.", false),

@@ -171,6 +171,20 @@ async fn health_metrics_and_openapi_are_served() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
+    for path in ["/ingest/orders", "/ingest/orders/batch"] {
+        let parameters = doc["paths"][path]["post"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let pin = parameters
+            .iter()
+            .find(|p| p["name"] == "X-StreamLake-Schema-Version")
+            .expect("the version pin is documented");
+        assert_eq!(
+            pin["schema"]["enum"],
+            serde_json::json!(["1"]),
+            "the versions orders has"
+        );
+    }
 
     let app = app(state());
     let request = Request::get("/metrics").body(Body::empty()).expect("request");

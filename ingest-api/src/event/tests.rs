@@ -36,6 +36,23 @@ fn idempotency_keys_give_the_same_event_id_per_dataset_and_position() {
 }
 
 #[test]
+fn a_pinned_schema_version_is_a_positive_integer_without_leading_zeros() {
+    let mut headers = HeaderMap::new();
+    assert_eq!(schema_version(&headers).expect("absent"), None);
+    for (text, expected) in [("1", 1), (" 12 ", 12), ("999999999", 999_999_999)] {
+        headers.insert(SCHEMA_VERSION_HEADER, HeaderValue::from_str(text).expect("ascii"));
+        assert_eq!(schema_version(&headers).expect(text), Some(expected));
+    }
+    for text in ["0", "007", "+1", "1e3", "v1", "", "1000000000"] {
+        headers.insert(SCHEMA_VERSION_HEADER, HeaderValue::from_str(text).expect("ascii"));
+        assert!(
+            matches!(schema_version(&headers), Err(ApiError::InvalidHeader { .. })),
+            "{text:?} is refused"
+        );
+    }
+}
+
+#[test]
 fn client_headers_are_checked() {
     let mut headers = HeaderMap::new();
     assert_eq!(source(&headers, "dflt").expect("default"), "dflt");

@@ -124,6 +124,32 @@ impl Harness {
         format!("/ingest/{}/batch", self.dataset)
     }
 
+    /// How many records the topic's first `partitions` partitions hold (high minus low watermark).
+    pub fn records_in(&self, topic: &str, partitions: i32) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("consumer");
+        (0..partitions)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                high - low
+            })
+            .sum()
+    }
+
+    /// Adds version `version` of the dataset's contract, with `schema`, to what the API knows.
+    pub fn with_contract_version(mut self, version: u32, schema: Value) -> Self {
+        let mut contracts = (*self.state.contracts).clone();
+        contracts
+            .insert(Contract::from_schema(self.dataset.clone(), version, schema).expect("compiles"))
+            .expect("insert");
+        self.state.contracts = std::sync::Arc::new(contracts);
+        self
+    }
+
     /// The record at exactly (topic, partition, offset).
     pub async fn record_at(&self, topic: &str, partition: i32, offset: i64) -> OwnedMessage {
         let records = self.read(topic, &[(partition, offset)], 1).await;
