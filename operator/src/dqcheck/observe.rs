@@ -112,10 +112,10 @@ impl Sampler<'_> {
             Some(v) => contracts.get(dataset, v),
             None => contracts.latest(dataset),
         };
-        let Some(contract) = contract else {
+        let (Some(contract), Some(newest)) = (contract, contracts.latest(dataset)) else {
             return Some(format!("no contract for {dataset} version {version:?}"));
         };
-        let event = match event_of_row(format, row, contract) {
+        let event = match event_of_row(format, row, contract, newest) {
             Ok(event) => event,
             Err(e) => return Some(e),
         };

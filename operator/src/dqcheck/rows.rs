@@ -9,23 +9,30 @@ use streamlake_core::contract::Contract;
 use streamlake_core::rawzone::FileFormat;
 use streamlake_core::rawzone::columns::{ColumnKind, EXTRA_COLUMN, ParquetColumns};
 
-/// The event a row of a file in `format` was landed from, as `contract` sees it; an error when the row
-/// cannot be turned back into one.
+/// The event a row of a file in `format` was landed from, as `contract` (the row's version) sees it; an
+/// error when the row cannot be turned back into one. `newest` is the dataset's newest contract: the
+/// consumer makes a Parquet file's columns from its newest, so that, not the row's version, says which
+/// columns hold JSON text (a property may be a string in an old version and an array in the newest).
 pub fn event_of_row(
     format: FileFormat,
     mut row: Map<String, Value>,
     contract: &Contract,
+    newest: &Contract,
 ) -> Result<Value, String> {
     if format == FileFormat::Parquet {
-        row = rebuild_parquet(row, contract)?;
+        row = rebuild_parquet(row, contract, newest)?;
     }
     row.retain(|k, _| !k.starts_with('_'));
     Ok(Value::Object(row))
 }
 
-fn rebuild_parquet(mut row: Map<String, Value>, contract: &Contract) -> Result<Map<String, Value>, String> {
+fn rebuild_parquet(
+    mut row: Map<String, Value>,
+    contract: &Contract,
+    newest: &Contract,
+) -> Result<Map<String, Value>, String> {
     let properties = contract.schema().get("properties").and_then(Value::as_object);
-    let kinds = ParquetColumns::from_contract(contract)
+    let kinds = ParquetColumns::from_contract(newest)
         .map(|c| c.columns)
         .unwrap_or_default();
     let mut event = Map::new();
