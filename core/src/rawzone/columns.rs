@@ -32,6 +32,11 @@ pub const SINK_COLUMNS: [&str; 6] = [
 /// The Parquet column holding, as a JSON object, the fields that had no column of their type.
 pub const EXTRA_COLUMN: &str = "_extra";
 
+/// The Arrow field metadata key naming a contract column's [`ColumnKind`] in the files (`json` for the
+/// columns that hold JSON text), so a reader need not know which contract the writer had: a property may
+/// be a string in one version and an array in the next.
+pub const KIND_METADATA_KEY: &str = "streamlake.kind";
+
 /// A contract property named like a column of the sink.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("property {0} collides with a column of the sink")]
@@ -73,6 +78,17 @@ impl ColumnKind {
             ["number"] => Self::Float64,
             ["boolean"] => Self::Boolean,
             _ => Self::Json,
+        }
+    }
+
+    /// Its name in [`KIND_METADATA_KEY`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Utf8 => "utf8",
+            Self::Int64 => "int64",
+            Self::Float64 => "float64",
+            Self::Boolean => "boolean",
+            Self::Json => "json",
         }
     }
 
@@ -120,11 +136,9 @@ impl ParquetColumns {
             Field::new("_event_id", DataType::Utf8, true),
             Field::new("_schema_version", DataType::Int32, false),
         ];
-        fields.extend(
-            columns
-                .iter()
-                .map(|(name, kind)| Field::new(name, kind.data_type(), true)),
-        );
+        fields.extend(columns.iter().map(|(name, kind)| {
+            Field::new(name, kind.data_type(), true).with_metadata([(KIND_METADATA_KEY, kind.name())])
+        }));
         fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
         Ok(Self {
             columns,

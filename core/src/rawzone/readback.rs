@@ -1,10 +1,11 @@
 //! Reading landed data files back as JSON rows, in every format the consumer writes: for the operator's
 //! checks, tests and people debugging the raw zone.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 
 use super::FileFormat;
-use super::columns::format_timestamp;
+use super::columns::{ColumnKind, KIND_METADATA_KEY, format_timestamp};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
@@ -35,6 +36,24 @@ pub fn read_rows(format: FileFormat, data: Bytes) -> Result<Vec<Map<String, Valu
         FileFormat::JsonlGzip => parse_lines(&decompress(flate2::read::GzDecoder::new(&data[..]))?),
         FileFormat::JsonlZstd => parse_lines(&decompress(zstd::Decoder::new(&data[..])?)?),
     }
+}
+
+/// The columns of a Parquet file that hold JSON text, as the file says (its contract columns'
+/// [`KIND_METADATA_KEY`]); `None` for a file that does not say (written before it did), whose reader must
+/// take them from the contract the writer had — the dataset's newest.
+pub fn json_text_columns(data: Bytes) -> Result<Option<BTreeSet<String>>, ReadbackError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let mut described = false;
+    let mut json = BTreeSet::new();
+    for field in builder.schema().fields() {
+        if let Some(kind) = field.metadata().get(KIND_METADATA_KEY) {
+            described = true;
+            if kind == ColumnKind::Json.name() {
+                json.insert(field.name().clone());
+            }
+        }
+    }
+    Ok(described.then_some(json))
 }
 
 /// The (partition, offset) of every row.
@@ -97,4 +116,50 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, ReadbackEr
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+
+    fn parquet_file(fields: Vec<Field>) -> Bytes {
+        let columns: Vec<ArrayRef> = fields
+            .iter()
+            .map(|_| Arc::new(StringArray::from(vec![r#"["x"]"#])) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn a_file_names_its_json_text_columns_or_says_nothing() {
+        let kind = |name: &str, kind: ColumnKind| {
+            Field::new(name, DataType::Utf8, true).with_metadata([(KIND_METADATA_KEY, kind.name())])
+        };
+        let described = parquet_file(vec![
+            kind("tags", ColumnKind::Json),
+            kind("sku", ColumnKind::Utf8),
+        ]);
+        assert_eq!(
+            json_text_columns(described.clone()).expect("readable"),
+            Some(BTreeSet::from(["tags".to_owned()]))
+        );
+        assert_eq!(
+            read_rows(FileFormat::Parquet, described).expect("rows")[0]["tags"],
+            r#"["x"]"#
+        );
+        // Written before files said which columns hold JSON text: the reader must decide.
+        let silent = parquet_file(vec![Field::new("tags", DataType::Utf8, true)]);
+        assert_eq!(json_text_columns(silent).expect("readable"), None);
+    }
 }

@@ -1,7 +1,7 @@
 //! Reads what the checks need: each day's `_metadata.json` and files from the lake, a sample of rows,
 //! and the raw topic's offsets (by timestamp, and the group's committed offsets) from Kafka.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,14 +10,14 @@ use serde_json::{Map, Value};
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetClient;
-use streamlake_core::rawzone::readback::read_rows;
+use streamlake_core::rawzone::readback::{ReadbackError, json_text_columns, read_rows};
 use streamlake_core::rawzone::{
     FileFormat, IngestionDate, RawZoneLayout, RawZoneStore, checksum_as_listed, parse_metadata,
 };
 
 use super::Error;
 use super::checks::{DayObservation, FileObservation, MetadataState, Observation, SampleObservation};
-use super::rows::event_of_row;
+use super::rows::{event_of_row, json_text_columns_of};
 use crate::error::CommonError;
 
 /// The Kafka side of one day: per partition `[start, end)` below the committed offset.
@@ -78,8 +78,15 @@ impl Sampler<'_> {
         if self.remaining == 0 {
             return;
         }
-        let rows = match read_rows(format, data.clone()) {
-            Ok(rows) => rows,
+        let read = || -> Result<_, ReadbackError> {
+            let described = match format {
+                FileFormat::Parquet => json_text_columns(data.clone())?,
+                _ => None,
+            };
+            Ok((described, read_rows(format, data.clone())?))
+        };
+        let (described, rows) = match read() {
+            Ok(read) => read,
             Err(e) => {
                 self.seen
                     .invalid
@@ -87,13 +94,17 @@ impl Sampler<'_> {
                 return;
             }
         };
+        let newest = self.contracts.ok().and_then(|c| c.latest(self.dataset.as_str()));
+        let json_text = described
+            .or_else(|| newest.map(|c| json_text_columns_of(c)))
+            .unwrap_or_default();
         for (row_no, row) in rows.into_iter().enumerate() {
             if self.remaining == 0 {
                 return;
             }
             self.remaining -= 1;
             self.seen.checked += 1;
-            if let Some(problem) = self.problem(format, row) {
+            if let Some(problem) = self.problem(format, row, &json_text) {
                 self.seen
                     .invalid
                     .push(format!("{path} row {}: {problem}", row_no + 1));
@@ -101,7 +112,12 @@ impl Sampler<'_> {
         }
     }
 
-    fn problem(&self, format: FileFormat, row: Map<String, Value>) -> Option<String> {
+    fn problem(
+        &self,
+        format: FileFormat,
+        row: Map<String, Value>,
+        json_text: &BTreeSet<String>,
+    ) -> Option<String> {
         let contracts = match self.contracts {
             Ok(c) => c,
             Err(e) => return Some(e.to_owned()),
@@ -112,10 +128,10 @@ impl Sampler<'_> {
             Some(v) => contracts.get(dataset, v),
             None => contracts.latest(dataset),
         };
-        let (Some(contract), Some(newest)) = (contract, contracts.latest(dataset)) else {
+        let Some(contract) = contract else {
             return Some(format!("no contract for {dataset} version {version:?}"));
         };
-        let event = match event_of_row(format, row, contract, newest) {
+        let event = match event_of_row(format, row, contract, json_text) {
             Ok(event) => event,
             Err(e) => return Some(e),
         };

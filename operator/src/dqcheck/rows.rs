@@ -4,23 +4,38 @@
 //! property (non-scalar values as JSON text, values that did not fit the column in `_extra`), so the
 //! event is rebuilt from those columns: the consumer keeps no copy of the original JSON.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 use streamlake_core::contract::Contract;
 use streamlake_core::rawzone::FileFormat;
 use streamlake_core::rawzone::columns::{ColumnKind, EXTRA_COLUMN, ParquetColumns};
 
+/// The columns that hold JSON text in a Parquet file written with `newest`'s columns: for files that do
+/// not say so themselves ([`streamlake_core::rawzone::readback::json_text_columns`]; written before
+/// they did). The consumer makes a file's columns from its newest contract — not from a row's own
+/// version: a property may be a string in an old version and an array in the newest.
+pub fn json_text_columns_of(newest: &Contract) -> BTreeSet<String> {
+    ParquetColumns::from_contract(newest)
+        .map(|c| c.columns)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, kind)| *kind == ColumnKind::Json)
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// The event a row of a file in `format` was landed from, as `contract` (the row's version) sees it; an
-/// error when the row cannot be turned back into one. `newest` is the dataset's newest contract: the
-/// consumer makes a Parquet file's columns from its newest, so that, not the row's version, says which
-/// columns hold JSON text (a property may be a string in an old version and an array in the newest).
+/// error when the row cannot be turned back into one. `json_text`: the file's JSON-text columns (ignored
+/// for JSON lines).
 pub fn event_of_row(
     format: FileFormat,
     mut row: Map<String, Value>,
     contract: &Contract,
-    newest: &Contract,
+    json_text: &BTreeSet<String>,
 ) -> Result<Value, String> {
     if format == FileFormat::Parquet {
-        row = rebuild_parquet(row, contract, newest)?;
+        row = rebuild_parquet(row, contract, json_text)?;
     }
     row.retain(|k, _| !k.starts_with('_'));
     Ok(Value::Object(row))
@@ -29,15 +44,12 @@ pub fn event_of_row(
 fn rebuild_parquet(
     mut row: Map<String, Value>,
     contract: &Contract,
-    newest: &Contract,
+    json_text_columns: &BTreeSet<String>,
 ) -> Result<Map<String, Value>, String> {
     let properties = contract.schema().get("properties").and_then(Value::as_object);
-    let kinds = ParquetColumns::from_contract(newest)
-        .map(|c| c.columns)
-        .unwrap_or_default();
     let mut event = Map::new();
     for (name, schema) in properties.into_iter().flatten() {
-        let json_text = kinds.iter().any(|(n, k)| n == name && *k == ColumnKind::Json);
+        let json_text = json_text_columns.contains(name);
         match row.remove(name) {
             // A null column is an absent field or a JSON null: only the schema tells which it was.
             None | Some(Value::Null) if allows_null(schema) => {

@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -8,9 +9,9 @@ use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::FileFormat;
-use streamlake_core::rawzone::readback::read_rows;
+use streamlake_core::rawzone::readback::{json_text_columns, read_rows};
 
-use super::event_of_row;
+use super::{event_of_row, json_text_columns_of};
 
 fn schema() -> Value {
     json!({
@@ -93,8 +94,22 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
     let refs: Vec<&SourceRecord> = records.iter().collect();
     let run = encoder.encode_run(0, &refs, &classifier).expect("encode");
     assert!(run.rejected.is_empty(), "{format}: {:?}", run.rejected);
-    let file = run.file.expect("a file");
-    read_rows(format, file.data.expect("built in memory"))
+    let data = run.file.expect("a file").data.expect("built in memory");
+    let json_text = match format {
+        FileFormat::Parquet => {
+            let described = json_text_columns(data.clone()).expect("readable");
+            // The file names its JSON-text column itself: `tags`, an array in v2, the newest.
+            assert_eq!(described, Some(BTreeSet::from(["tags".to_owned()])));
+            assert_eq!(
+                described,
+                Some(json_text_columns_of(&latest)),
+                "as the newest maps them"
+            );
+            described.expect("described")
+        }
+        _ => BTreeSet::new(),
+    };
+    read_rows(format, data)
         .expect("readable")
         .into_iter()
         .map(|row| {
@@ -102,7 +117,7 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
             let contract = registry.get("items", version).expect("contract");
             (
                 version,
-                event_of_row(format, row, contract, &latest).expect("rebuilt"),
+                event_of_row(format, row, contract, &json_text).expect("rebuilt"),
             )
         })
         .collect()
@@ -135,7 +150,7 @@ fn a_parquet_row_missing_a_field_the_contract_requires_is_invalid() {
         FileFormat::Parquet,
         event.as_object().expect("object").clone(),
         &contract,
-        &contract,
+        &json_text_columns_of(&contract),
     )
     .expect("rebuilt");
     assert_eq!(contract.violations(&rebuilt).len(), 1, "{rebuilt}");
@@ -150,7 +165,7 @@ fn a_parquet_row_with_a_broken_extra_column_is_an_error() {
         FileFormat::Parquet,
         row.as_object().expect("object").clone(),
         contract,
-        contract,
+        &json_text_columns_of(contract),
     )
     .expect_err("broken _extra");
     assert!(error.contains("_extra"), "{error}");
