@@ -52,7 +52,7 @@ pub fn schema_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
         return Ok(None);
     };
     match text.parse::<u32>() {
-        Ok(version) if version > 0 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0') => {
+        Ok(version) if text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0') => {
             Ok(Some(version))
         }
         _ => Err(ApiError::InvalidHeader {

@@ -8,9 +8,8 @@ use std::io::Write;
 use flate2::write::GzEncoder;
 use streamlake_core::rawzone::FileChecksum;
 use streamlake_core::rawzone::FileFormat;
-use streamlake_core::rawzone::store::local::{DIRECT_IO_ALIGN, StreamedFile};
-
 use streamlake_core::rawzone::columns::format_timestamp;
+use streamlake_core::rawzone::store::local::{DIRECT_IO_ALIGN, StreamedFile};
 
 use super::EncodeError;
 use crate::classify::ValidEvent;

@@ -4,10 +4,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
-
-use super::*;
 use streamlake_core::rawzone::columns::{ParquetColumns, SINK_COLUMNS};
 use streamlake_core::rawzone::readback::{read_rows, row_positions};
+
+use super::*;
 
 fn contract_registry() -> Arc<ContractRegistry> {
     let v2 = json!({

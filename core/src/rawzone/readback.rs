@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 
-use super::FileFormat;
-use super::columns::{ColumnKind, KIND_METADATA_KEY, format_timestamp};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
@@ -13,6 +11,9 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
+
+use super::FileFormat;
+use super::columns::{ColumnKind, KIND_METADATA_KEY, format_timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadbackError {
