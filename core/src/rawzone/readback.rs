@@ -29,32 +29,34 @@ pub enum ReadbackError {
     UnknownColumn(String),
 }
 
-/// Every row of a data file as a JSON object (Parquet rows look like JSON lines rows).
-pub fn read_rows(format: FileFormat, data: Bytes) -> Result<Vec<Map<String, Value>>, ReadbackError> {
-    match format {
-        FileFormat::Parquet => read_parquet(data),
-        FileFormat::Jsonl => parse_lines(&data),
-        FileFormat::JsonlGzip => parse_lines(&decompress(flate2::read::GzDecoder::new(&data[..]))?),
-        FileFormat::JsonlZstd => parse_lines(&decompress(zstd::Decoder::new(&data[..])?)?),
-    }
+/// A data file read back.
+#[derive(Debug)]
+pub struct ReadBack {
+    /// Every row as a JSON object (Parquet rows look like JSON lines rows).
+    pub rows: Vec<Map<String, Value>>,
+    /// The columns of a Parquet file that hold JSON text, as the file says (its contract columns'
+    /// [`KIND_METADATA_KEY`]); `None` for JSON lines and for a Parquet file that does not say (written
+    /// before it did), whose reader must take them from the contract the writer had — the dataset's newest.
+    pub json_text_columns: Option<BTreeSet<String>>,
 }
 
-/// The columns of a Parquet file that hold JSON text, as the file says (its contract columns'
-/// [`KIND_METADATA_KEY`]); `None` for a file that does not say (written before it did), whose reader must
-/// take them from the contract the writer had — the dataset's newest.
-pub fn json_text_columns(data: Bytes) -> Result<Option<BTreeSet<String>>, ReadbackError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
-    let mut described = false;
-    let mut json = BTreeSet::new();
-    for field in builder.schema().fields() {
-        if let Some(kind) = field.metadata().get(KIND_METADATA_KEY) {
-            described = true;
-            if kind == ColumnKind::Json.name() {
-                json.insert(field.name().clone());
-            }
-        }
-    }
-    Ok(described.then_some(json))
+/// Reads a data file of any format the consumer writes (a Parquet footer is parsed once).
+pub fn read_back(format: FileFormat, data: Bytes) -> Result<ReadBack, ReadbackError> {
+    let rows = match format {
+        FileFormat::Parquet => return read_parquet(data),
+        FileFormat::Jsonl => parse_lines(&data)?,
+        FileFormat::JsonlGzip => parse_lines(&decompress(flate2::read::GzDecoder::new(&data[..]))?)?,
+        FileFormat::JsonlZstd => parse_lines(&decompress(zstd::Decoder::new(&data[..])?)?)?,
+    };
+    Ok(ReadBack {
+        rows,
+        json_text_columns: None,
+    })
+}
+
+/// Every row of a data file as a JSON object.
+pub fn read_rows(format: FileFormat, data: Bytes) -> Result<Vec<Map<String, Value>>, ReadbackError> {
+    Ok(read_back(format, data)?.rows)
 }
 
 /// The (partition, offset) of every row.
@@ -83,13 +85,32 @@ fn parse_lines(data: &[u8]) -> Result<Vec<Map<String, Value>>, ReadbackError> {
         .collect()
 }
 
-fn read_parquet(data: Bytes) -> Result<Vec<Map<String, Value>>, ReadbackError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
+fn read_parquet(data: Bytes) -> Result<ReadBack, ReadbackError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let json_text_columns = described_json_columns(builder.schema().fields());
     let mut rows = Vec::new();
-    for batch in reader {
+    for batch in builder.build()? {
         rows.extend(batch_rows(&batch?)?);
     }
-    Ok(rows)
+    Ok(ReadBack {
+        rows,
+        json_text_columns,
+    })
+}
+
+/// The fields whose [`KIND_METADATA_KEY`] says they hold JSON text; `None` if no field has one.
+fn described_json_columns(fields: &arrow_schema::Fields) -> Option<BTreeSet<String>> {
+    let mut described = false;
+    let mut json = BTreeSet::new();
+    for field in fields {
+        if let Some(kind) = field.metadata().get(KIND_METADATA_KEY) {
+            described = true;
+            if kind == ColumnKind::Json.name() {
+                json.insert(field.name().clone());
+            }
+        }
+    }
+    described.then_some(json)
 }
 
 fn batch_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, ReadbackError> {
@@ -151,16 +172,12 @@ mod tests {
             kind("tags", ColumnKind::Json),
             kind("sku", ColumnKind::Utf8),
         ]);
-        assert_eq!(
-            json_text_columns(described.clone()).expect("readable"),
-            Some(BTreeSet::from(["tags".to_owned()]))
-        );
-        assert_eq!(
-            read_rows(FileFormat::Parquet, described).expect("rows")[0]["tags"],
-            r#"["x"]"#
-        );
+        let read = read_back(FileFormat::Parquet, described).expect("readable");
+        assert_eq!(read.json_text_columns, Some(BTreeSet::from(["tags".to_owned()])));
+        assert_eq!(read.rows[0]["tags"], r#"["x"]"#);
         // Written before files said which columns hold JSON text: the reader must decide.
         let silent = parquet_file(vec![Field::new("tags", DataType::Utf8, true)]);
-        assert_eq!(json_text_columns(silent).expect("readable"), None);
+        let read = read_back(FileFormat::Parquet, silent).expect("readable");
+        assert_eq!((read.json_text_columns, read.rows.len()), (None, 1));
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 use streamlake_core::offsets::OffsetClient;
-use streamlake_core::rawzone::readback::{ReadbackError, json_text_columns, read_rows};
+use streamlake_core::rawzone::readback::{ReadBack, read_back};
 use streamlake_core::rawzone::{
     FileFormat, IngestionDate, RawZoneLayout, RawZoneStore, checksum_as_listed, parse_metadata,
 };
@@ -78,14 +78,10 @@ impl Sampler<'_> {
         if self.remaining == 0 {
             return;
         }
-        let read = || -> Result<_, ReadbackError> {
-            let described = match format {
-                FileFormat::Parquet => json_text_columns(data.clone())?,
-                _ => None,
-            };
-            Ok((described, read_rows(format, data.clone())?))
-        };
-        let (described, rows) = match read() {
+        let ReadBack {
+            rows,
+            json_text_columns: described,
+        } = match read_back(format, data.clone()) {
             Ok(read) => read,
             Err(e) => {
                 self.seen

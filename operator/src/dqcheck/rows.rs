@@ -12,8 +12,8 @@ use streamlake_core::rawzone::FileFormat;
 use streamlake_core::rawzone::columns::{ColumnKind, EXTRA_COLUMN, ParquetColumns};
 
 /// The columns that hold JSON text in a Parquet file written with `newest`'s columns: for files that do
-/// not say so themselves ([`streamlake_core::rawzone::readback::json_text_columns`]; written before
-/// they did). The consumer makes a file's columns from its newest contract — not from a row's own
+/// not say so themselves ([`streamlake_core::rawzone::readback::ReadBack::json_text_columns`]; written
+/// before they did). The consumer makes a file's columns from its newest contract — not from a row's own
 /// version: a property may be a string in an old version and an array in the newest.
 pub fn json_text_columns_of(newest: &Contract) -> BTreeSet<String> {
     ParquetColumns::from_contract(newest)

@@ -9,7 +9,7 @@ use streamlake_consumer::record::SourceRecord;
 use streamlake_core::contract::{Contract, ContractRegistry};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::FileFormat;
-use streamlake_core::rawzone::readback::{json_text_columns, read_rows};
+use streamlake_core::rawzone::readback::read_back;
 
 use super::{event_of_row, json_text_columns_of};
 
@@ -95,9 +95,10 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
     let run = encoder.encode_run(0, &refs, &classifier).expect("encode");
     assert!(run.rejected.is_empty(), "{format}: {:?}", run.rejected);
     let data = run.file.expect("a file").data.expect("built in memory");
+    let read = read_back(format, data).expect("readable");
     let json_text = match format {
         FileFormat::Parquet => {
-            let described = json_text_columns(data.clone()).expect("readable");
+            let described = read.json_text_columns;
             // The file names its JSON-text column itself: `tags`, an array in v2, the newest.
             assert_eq!(described, Some(BTreeSet::from(["tags".to_owned()])));
             assert_eq!(
@@ -109,8 +110,7 @@ fn landed_events(format: FileFormat) -> Vec<(u32, Value)> {
         }
         _ => BTreeSet::new(),
     };
-    read_rows(format, data)
-        .expect("readable")
+    read.rows
         .into_iter()
         .map(|row| {
             let version = row["_schema_version"].as_u64().expect("version") as u32;
