@@ -2,23 +2,24 @@
 
 use std::os::unix::process::CommandExt;
 
-use crate::run::FETCH_REQUEST_BYTES;
+use crate::run::FETCH_RESPONSE_BYTES;
 
 /// glibc settings for a process whose records are allocated on the poll thread and freed on landing
 /// threads. By default glibc spreads them over up to eight arenas per core, and after the first large free
 /// it serves even multi-MiB buffers (encoded files) from the arenas, which it cannot give back: RSS crept
 /// up with every record landed (253 MiB after 2M records). Two arenas and a fixed mmap threshold (big
 /// buffers are mapped and unmapped) held a 1.5M-record backlog at 134 MiB, for some system time. The
-/// threshold is the fetch size, just above librdkafka's buffer for a decompressed batch
-/// ([`crate::run::DECOMPRESSION_BUFFER_BYTES`]), and up to 4 MiB of freed memory at the top
-/// of an arena is kept: at 1 MiB and glibc's default trim, every ~1.7 MB batch of the bench was mapped,
+/// threshold is just above librdkafka's largest buffers, for a fetch response
+/// ([`crate::run::FETCH_RESPONSE_BYTES`]) and a decompressed batch
+/// ([`crate::run::DECOMPRESSION_BUFFER_BYTES`]), so that those are reused; and up to 4 MiB of freed
+/// memory at the top of an arena is kept: at 1 MiB and glibc's default trim, every ~1.7 MB batch of the bench was mapped,
 /// faulted in page by page and unmapped again (a 1M-record backlog: 100k-300k page faults against 55k-85k,
 /// ~14% more wall time for JSON lines, ~12% for Parquet). Keeping 8 MiB was no faster and peaked at 228-251
 /// MiB on a topic that compresses 39x (4 MiB: 206-219, the 1 MiB threshold: 197-202).
 pub fn malloc_env() -> [(&'static str, String); 3] {
     [
         ("MALLOC_ARENA_MAX", "2".to_owned()),
-        ("MALLOC_MMAP_THRESHOLD_", FETCH_REQUEST_BYTES.to_string()),
+        ("MALLOC_MMAP_THRESHOLD_", FETCH_RESPONSE_BYTES.to_string()),
         ("MALLOC_TRIM_THRESHOLD_", (4usize << 20).to_string()),
     ]
 }

@@ -242,6 +242,14 @@ pub const FETCH_REQUEST_BYTES: usize = 2 << 20;
 /// --max-record-bytes.)
 pub const DECOMPRESSION_BUFFER_BYTES: usize = FETCH_REQUEST_BYTES - (64 << 10);
 
+/// The largest fetch response librdkafka reads into one buffer, with room to spare: the records asked for
+/// ([`FETCH_REQUEST_BYTES`]) plus the response's own fields and the buffer's header. Below the process's
+/// mmap threshold ([`crate::malloc`]) such a buffer comes from the heap and is reused; at a 2 MiB threshold
+/// every full response (2 MiB of batches and a few hundred bytes more) was mapped, faulted in page by page
+/// and unmapped — on an uncompressed topic, whose records librdkafka leaves in that buffer, 0.2–1M page
+/// faults per 2M records and ~1.4 s of system time in a bounded JSON-lines run of ~5.5 s.
+pub const FETCH_RESPONSE_BYTES: usize = FETCH_REQUEST_BYTES + (256 << 10);
+
 /// The Kafka client configuration of the sink (public for the fetch-floor benchmark, which measures it).
 pub fn consumer_config(config: &Config, dataset: &DatasetName) -> Result<ClientConfig, RunError> {
     let fetch_kib = (config.limits.fetch_buffer_bytes / 1024).max(1024);
