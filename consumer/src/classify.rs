@@ -182,22 +182,14 @@ impl Classifier {
 
     fn unknown_version(&self, version: u32) -> Rejection {
         let newest = self.latest.version();
-        if version > newest {
-            Rejection {
-                newer_version: Some(version),
-                ..Rejection::new(
-                    "unknown_schema_version",
-                    format!(
-                        "no contract {} v{version}: this consumer has versions up to v{newest}",
-                        self.dataset
-                    ),
-                )
-            }
-        } else {
-            Rejection::new(
-                "unknown_schema_version",
-                format!("no contract {} v{version}", self.dataset),
-            )
+        let mut message = format!("no contract {} v{version}", self.dataset);
+        let newer = version > newest;
+        if newer {
+            message.push_str(&format!(": this consumer has versions up to v{newest}"));
+        }
+        Rejection {
+            newer_version: newer.then_some(version),
+            ..Rejection::new("unknown_schema_version", message)
         }
     }
 

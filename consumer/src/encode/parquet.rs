@@ -28,7 +28,7 @@ const BATCH_ROWS: usize = 1024;
 /// `zstd` at its fastest positive level: the best ratio per CPU of zstd's levels here.
 const ZSTD_LEVEL: i32 = 1;
 /// Pages of 256 KiB (the crate's default is 1 MiB): a page's buffers then stay below glibc's mmap
-/// threshold (2 MiB, [`crate::malloc`]), so they are reused from the heap instead of mapped, faulted
+/// threshold (2 MiB + 256 KiB, [`crate::malloc`]), so they are reused from the heap instead of mapped, faulted
 /// in page by page and unmapped for every page.
 const DATA_PAGE_BYTES: usize = 256 * 1024;
 /// The sink's columns whose values (nearly) never repeat within a file, with no dictionary: it would

@@ -90,10 +90,17 @@ impl Sampler<'_> {
                 return;
             }
         };
-        let newest = self.contracts.ok().and_then(|c| c.latest(self.dataset.as_str()));
-        let json_text = described
-            .or_else(|| newest.map(|c| json_text_columns_of(c)))
-            .unwrap_or_default();
+        // Only Parquet rows have JSON-text columns; a file that does not name them has the newest
+        // contract's.
+        let json_text = match format {
+            FileFormat::Parquet => described
+                .or_else(|| {
+                    let newest = self.contracts.ok()?.latest(self.dataset.as_str())?;
+                    Some(json_text_columns_of(newest))
+                })
+                .unwrap_or_default(),
+            _ => BTreeSet::new(),
+        };
         for (row_no, row) in rows.into_iter().enumerate() {
             if self.remaining == 0 {
                 return;
