@@ -63,8 +63,12 @@ pub struct PartitionArenas {
 impl PartitionArenas {
     /// Copies a message out of the client's buffers, into its partition's arena.
     pub fn copy_out(&mut self, message: &BorrowedMessage<'_>) -> SourceRecord {
-        let arena = self.arenas.entry(message.partition()).or_default();
-        SourceRecord::from_message(message, arena)
+        SourceRecord::from_message(message, self.arena(message.partition()))
+    }
+
+    /// The arena of `partition`.
+    pub fn arena(&mut self, partition: i32) -> &mut RecordArena {
+        self.arenas.entry(partition).or_default()
     }
 
     /// Drops the arena of a partition no longer read (its chunks go once its records are dropped).

@@ -23,7 +23,7 @@ use rdkafka::message::BorrowedMessage;
 use streamlake_consumer::bounded::{self, PartitionRange};
 use streamlake_consumer::classify::Classifier;
 use streamlake_consumer::config::Config;
-use streamlake_consumer::record::{PartitionArenas, SourceRecord};
+use streamlake_consumer::record::{PartitionArenas, RecordHeaders, SourceRecord};
 use streamlake_core::contract::ContractRegistry;
 use streamlake_core::names::DatasetName;
 
@@ -34,6 +34,9 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 enum Mode {
     /// Only count records and their key + payload bytes.
     Count,
+    /// Count, and copy each record's headers out as the consumer does (librdkafka parses them on the first
+    /// ask), nothing else: with `count`, what headers cost the Kafka client.
+    Headers,
     /// Also copy each record out of librdkafka's buffers as the consumer does, then drop it.
     Copy,
     /// Copy, then check each record against its contract (the consumer's `Classifier`) on one thread per
@@ -82,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     consumer.assign(&bounded::assignment(&topic, &ranges)?)?;
     let checkers = match args.mode {
         Mode::Check => Some(Checkers::start(&config, dataset.clone())?),
-        Mode::Count | Mode::Copy => None,
+        Mode::Count | Mode::Headers | Mode::Copy => None,
     };
     let mut read = read_to_end(&consumer, &ranges, args.mode, checkers.as_ref());
     if let Some(checkers) = checkers {
@@ -157,10 +160,20 @@ fn read_to_end(
 }
 
 /// Key + payload bytes; in copy mode after copying the record out as `SourceRecord` (into its
-/// partition's arena, as the consumer does; then dropping it).
+/// partition's arena, as the consumer does; then dropping it), in headers mode after copying only its
+/// headers there.
 fn record_bytes(message: &BorrowedMessage<'_>, mode: Mode, arenas: &mut PartitionArenas) -> u64 {
     let (key, payload) = match mode {
         Mode::Count => (message.key().map_or(0, <[u8]>::len), message.payload_len()),
+        Mode::Headers => {
+            let arena = arenas.arena(message.partition());
+            black_box(
+                message
+                    .headers()
+                    .map(|headers| RecordHeaders::copy(headers, arena)),
+            );
+            (message.key().map_or(0, <[u8]>::len), message.payload_len())
+        }
         Mode::Copy | Mode::Check => return record_len(&black_box(arenas.copy_out(message))),
     };
     (key + payload) as u64
