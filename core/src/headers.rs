@@ -22,6 +22,9 @@ pub const SOURCE_TOPIC: &str = "source.topic";
 pub const SOURCE_PARTITION: &str = "source.partition";
 pub const SOURCE_OFFSET: &str = "source.offset";
 pub const FAILED_AT: &str = "failed_at";
+/// On a DLQ record that keeps only the first bytes of what was rejected (a record over the size limit):
+/// the rejected record's whole length, in bytes. Such a record is evidence, not something to redrive.
+pub const PAYLOAD_ORIGINAL_BYTES: &str = "payload.original_bytes";
 
 /// Content type of every record the ingest API writes.
 pub const CONTENT_TYPE_JSON: &str = "application/json";

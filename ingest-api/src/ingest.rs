@@ -10,9 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use rdkafka::message::Header;
 use serde::Serialize;
 use streamlake_core::contract::{Contract, Violation};
-use streamlake_core::headers::{CONTENT_TYPE_JSON, DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::headers::{
+    CONTENT_TYPE_JSON, DlqError, ErrorStage, PAYLOAD_ORIGINAL_BYTES, RecordMetadata,
+};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -239,6 +242,9 @@ impl RecordOutcome {
     }
 }
 
+/// What the DLQ keeps of a record over the size limit: its first bytes, enough to tell what it was.
+const DLQ_EXCERPT_BYTES: usize = 64 * 1024;
+
 /// Validates one record and writes it to the raw topic (`raw_topic`, the contract's: named once per
 /// request rather than per record), or to the DLQ if it is rejected.
 async fn produce_record(
@@ -257,7 +263,9 @@ async fn produce_record(
         source: request.source.clone(),
         content_type: CONTENT_TYPE_JSON.to_owned(),
     };
-    if bytes.len() > state.settings.max_event_bytes {
+    // A record over the limit is rejected without a check; the DLQ keeps its first `DLQ_EXCERPT_BYTES` (a DLQ topic
+    // takes Kafka's 1 MB at most by default, and the client still holds the record) and its length.
+    let (rejection, dlq_bytes) = if bytes.len() > state.settings.max_event_bytes {
         let rejection = Rejection {
             error_type: "record_too_large",
             message: format!(
@@ -268,43 +276,58 @@ async fn produce_record(
             violations: Vec::new(),
             key: None,
         };
-        // Too large for the DLQ as well: the client keeps the record and gets the reason.
-        return RecordOutcome::Rejected(rejection, None);
-    }
-    let rejection = match event::check(contract, bytes) {
-        Ok(key) => {
-            return match state
-                .sink
-                .send(raw_topic, Some(&key), bytes, metadata.to_headers())
-                .await
-            {
-                // Counted by the caller, once per request: a label lookup per record costs in a batch.
-                Ok(delivered) => RecordOutcome::Accepted(delivered),
-                Err(err) => {
-                    tracing::warn!(dataset = %dataset, %event_id, error = %err, "record not acknowledged");
-                    state.metrics.count_failed(dataset.as_str(), "raw_produce");
-                    RecordOutcome::Failed(err)
-                }
-            };
+        (rejection, &bytes[..bytes.len().min(DLQ_EXCERPT_BYTES)])
+    } else {
+        match event::check(contract, bytes) {
+            Ok(key) => {
+                return match state
+                    .sink
+                    .send(raw_topic, Some(&key), bytes, metadata.to_headers())
+                    .await
+                {
+                    // Counted by the caller, once per request: a label lookup per record costs in a batch.
+                    Ok(delivered) => RecordOutcome::Accepted(delivered),
+                    Err(err) => {
+                        tracing::warn!(dataset = %dataset, %event_id, error = %err, "record not acknowledged");
+                        state.metrics.count_failed(dataset.as_str(), "raw_produce");
+                        RecordOutcome::Failed(err)
+                    }
+                };
+            }
+            Err(rejection) => (rejection, bytes),
         }
-        Err(rejection) => rejection,
     };
     if !state.settings.dead_letter_invalid {
         return RecordOutcome::Rejected(rejection, None);
     }
+    let excerpt = dlq_bytes.len() < bytes.len();
     let dlq_error = DlqError {
         stage: ErrorStage::Api,
         error_type: rejection.error_type.to_owned(),
-        message: rejection.message.clone(),
+        message: if excerpt {
+            format!(
+                "{}; this record keeps its first {} bytes",
+                rejection.message,
+                dlq_bytes.len()
+            )
+        } else {
+            rejection.message.clone()
+        },
         source_topic: raw_topic.to_owned(),
         source_partition: None,
         source_offset: None,
         failed_at: Utc::now(),
     };
-    let headers = dlq_error.append_to(metadata.to_headers());
+    let mut headers = dlq_error.append_to(metadata.to_headers());
+    if excerpt {
+        headers = headers.insert(Header {
+            key: PAYLOAD_ORIGINAL_BYTES,
+            value: Some(bytes.len().to_string().as_str()),
+        });
+    }
     match state
         .sink
-        .send(&dataset.dlq_topic(), rejection.key.as_deref(), bytes, headers)
+        .send(&dataset.dlq_topic(), rejection.key.as_deref(), dlq_bytes, headers)
         .await
     {
         Ok(delivered) => {

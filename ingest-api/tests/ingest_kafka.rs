@@ -204,6 +204,84 @@ async fn a_mixed_batch_answers_per_record_and_matches_the_topics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_record_over_the_limit_is_dead_lettered_as_an_excerpt_with_its_length() {
+    let h = harness(
+        ProducerArgs::default(),
+        IngestSettings {
+            max_event_bytes: 50_000,
+            ..IngestSettings::default()
+        },
+    )
+    .await;
+    // Over the record limit and over what the DLQ keeps of one (64 KiB); one a little over the limit but
+    // under that excerpt is kept whole.
+    let mut huge = order("order-huge");
+    huge["note"] = "x".repeat(150_000).into();
+    let mut large = order("order-large");
+    large["note"] = "y".repeat(60_000).into();
+    let lines = [order("order-ok").to_string(), huge.to_string(), large.to_string()];
+    let body = lines.join("\n");
+    let answer = h
+        .post(
+            &h.batch_path(),
+            &[
+                ("content-type", "application/x-ndjson"),
+                ("idempotency-key", "big"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        (&answer.body["accepted"], &answer.body["rejected"]),
+        (&1.into(), &2.into())
+    );
+    let results = answer.body["results"].as_array().expect("results");
+
+    // Where record `i` of the batch was dead-lettered, as the answer says.
+    let dead_lettered_at = |i: usize| {
+        assert_eq!(results[i]["error"]["code"], "record_too_large", "record {i}");
+        position(&results[i]["dlq"])
+    };
+    let (partition, offset) = dead_lettered_at(1);
+    let excerpt = h.record_at(&h.dataset.dlq_topic(), partition, offset).await;
+    assert_eq!(
+        excerpt.payload(),
+        Some(&lines[1].as_bytes()[..64 * 1024]),
+        "the DLQ keeps the record's first 64 KiB"
+    );
+    let length = lines[1].len().to_string();
+    assert_eq!(
+        header(&excerpt, headers::PAYLOAD_ORIGINAL_BYTES),
+        Some(length.as_str())
+    );
+    let why = DlqError::from_headers(excerpt.headers().expect("headers")).expect("error headers");
+    assert_eq!(
+        (why.stage, why.error_type.as_str()),
+        (ErrorStage::Api, "record_too_large")
+    );
+    assert!(why.message.contains(&length), "{}", why.message);
+    let expected_id = event_id(h.dataset.as_str(), Some("big"), Some(1)).to_string();
+    assert_eq!(metadata(&excerpt).event_id.to_string(), expected_id);
+
+    let (partition, offset) = dead_lettered_at(2);
+    let whole = h.record_at(&h.dataset.dlq_topic(), partition, offset).await;
+    assert_eq!(
+        whole.payload(),
+        Some(lines[2].as_bytes()),
+        "under 64 KiB: kept whole"
+    );
+    assert_eq!(header(&whole, headers::PAYLOAD_ORIGINAL_BYTES), None);
+    assert_eq!(
+        h.all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, 1)
+            .await
+            .len(),
+        1,
+        "only the record within the limit reached the raw topic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_sees_the_broker() {
     let h = fresh().await;
     let ready = h.state.sink.check_broker(std::time::Duration::from_secs(5)).await;

@@ -15,7 +15,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use streamlake_core::headers::{DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::headers::{self, DlqError, ErrorStage, RecordMetadata};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::store::LocalStore;
 use streamlake_operator::crd::DlqInspection;
@@ -33,6 +33,8 @@ struct Reject {
     stage: ErrorStage,
     error_type: &'static str,
     attempts: Option<&'static str>,
+    /// `payload.original_bytes`: the record is an excerpt of one this long.
+    original_bytes: Option<&'static str>,
 }
 
 fn reject(key: &str, stage: ErrorStage, error_type: &'static str) -> Reject {
@@ -43,6 +45,7 @@ fn reject(key: &str, stage: ErrorStage, error_type: &'static str) -> Reject {
         stage,
         error_type,
         attempts: None,
+        original_bytes: None,
     }
 }
 
@@ -65,6 +68,12 @@ async fn produce_rejects(dataset: &DatasetName, rejects: &[Reject]) -> BTreeMap<
             headers = headers.insert(Header {
                 key: "redrive.attempts",
                 value: Some(attempts),
+            });
+        }
+        if let Some(length) = r.original_bytes {
+            headers = headers.insert(Header {
+                key: headers::PAYLOAD_ORIGINAL_BYTES,
+                value: Some(length),
             });
         }
         let consumer = r.stage == ErrorStage::Consumer;
@@ -155,6 +164,9 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
     kafka::create_topic(&dataset.raw_topic(), 1).await;
     let mut looping = reject("o-loop", ErrorStage::Consumer, "contract_violation");
     looping.attempts = Some("3");
+    // What the API dead-letters of a batch record over its size limit: the first bytes, and the length.
+    let mut excerpt = reject("o-big", ErrorStage::Api, "record_too_large");
+    excerpt.original_bytes = Some("150000");
     let rejects = [
         reject("o-1", ErrorStage::Api, "contract_violation"),
         reject("o-2", ErrorStage::Api, "contract_violation"),
@@ -162,6 +174,7 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         reject("o-4", ErrorStage::Api, "invalid_json"),
         reject("o-5", ErrorStage::Consumer, "invalid_json"),
         looping,
+        excerpt,
     ];
     let event_ids = produce_rejects(&dataset, &rejects).await;
 
@@ -183,12 +196,16 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         Some(DlqInspectionPhase::Succeeded),
         "{summary:?}"
     );
-    assert_eq!(summary.total, Some(6));
+    assert_eq!(summary.total, Some(7));
     assert_eq!(
         summary.by_error_type,
-        counts(&[("contract_violation", 4), ("invalid_json", 2)])
+        counts(&[
+            ("contract_violation", 4),
+            ("invalid_json", 2),
+            ("record_too_large", 1)
+        ])
     );
-    assert_eq!(summary.by_error_stage, counts(&[("api", 4), ("consumer", 2)]));
+    assert_eq!(summary.by_error_stage, counts(&[("api", 5), ("consumer", 2)]));
     assert_eq!(summary.samples.len(), 2);
     assert_eq!(summary.top_messages[0].message, "rejected as contract_violation");
     assert_eq!(summary.top_messages[0].count, 4);
@@ -198,8 +215,15 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
     let path = report.strip_prefix("file://").expect("local report");
     assert!(path.contains("/reports/dlq/"), "{report}");
     let report: Value = serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("json");
-    assert_eq!(report["total"], 6);
-    assert_eq!(report["records"].as_array().map(Vec::len), Some(6));
+    assert_eq!(report["total"], 7);
+    let listed = report["records"].as_array().expect("records");
+    assert_eq!(listed.len(), 7);
+    let lengths: Vec<&Value> = listed.iter().filter_map(|r| r.get("originalBytes")).collect();
+    assert_eq!(
+        lengths,
+        [&Value::from(150_000)],
+        "the excerpt is listed with its length"
+    );
     assert!(
         read_all(&dataset.raw_topic()).is_empty(),
         "an inspection alone changes nothing"
@@ -207,7 +231,7 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
 
     let redrive = json!({
         "dataset": dataset.as_str(), "lastRecords": 100,
-        "redrive": {"errorTypes": ["contract_violation"], "maxAttempts": 3}
+        "redrive": {"errorTypes": ["contract_violation", "record_too_large"], "maxAttempts": 3}
     });
     let first = inspect(&ns, "redrive", redrive.clone()).await;
     assert_eq!(
@@ -216,7 +240,11 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
         "{first:?}"
     );
     assert_eq!(first.redriven, Some(3), "{first:?}");
-    assert_eq!(first.redrive_skipped, counts(&[("maxAttempts", 1)]));
+    assert_eq!(
+        first.redrive_skipped,
+        counts(&[("excerpt", 1), ("maxAttempts", 1)]),
+        "an excerpt is never redriven"
+    );
     let raw = read_all(&dataset.raw_topic());
     let mut keys: Vec<&str> = raw.iter().map(|(k, _, _)| k.as_str()).collect();
     keys.sort_unstable();
@@ -246,7 +274,7 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
     assert_eq!(second.redriven, Some(0), "{second:?}");
     assert_eq!(
         second.redrive_skipped,
-        counts(&[("alreadyRedriven", 3), ("maxAttempts", 1)])
+        counts(&[("alreadyRedriven", 3), ("excerpt", 1), ("maxAttempts", 1)])
     );
     assert_eq!(read_all(&dataset.raw_topic()).len(), 3, "nothing redriven twice");
 

@@ -171,7 +171,7 @@ pub struct DlqInspectionStatus {
     /// Records re-produced to the raw topic by this inspection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redriven: Option<i64>,
-    /// Selected records not redriven, by reason (`alreadyRedriven`, `maxAttempts`).
+    /// Selected records not redriven, by reason (`alreadyRedriven`, `maxAttempts`, `excerpt`: the DLQ keeps only the first bytes of a record over the size limit).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub redrive_skipped: BTreeMap<String, i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

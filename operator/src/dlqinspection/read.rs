@@ -162,6 +162,9 @@ pub fn view(message: &OwnedMessage) -> DlqRecordView {
         source_offset: header(message, headers::SOURCE_OFFSET).and_then(|o| o.parse().ok()),
         // An unreadable count is treated as exhausted: the guard errs on the side of not looping.
         attempts: header(message, REDRIVE_ATTEMPTS).map_or(0, |a| a.parse().unwrap_or(u32::MAX)),
+        // Present but unreadable still marks an excerpt: the guard errs on the side of not redriving it.
+        original_bytes: header(message, headers::PAYLOAD_ORIGINAL_BYTES)
+            .map(|n| n.parse().unwrap_or(u64::MAX)),
     }
 }
 

@@ -67,6 +67,8 @@ pub enum Decision {
     AlreadyDone,
     SkipAlreadyRedriven,
     SkipMaxAttempts,
+    /// The DLQ keeps only the first bytes of the record (it was over the size limit): nothing to redrive.
+    SkipExcerpt,
 }
 
 impl Decision {
@@ -76,12 +78,15 @@ impl Decision {
             Self::AlreadyDone => "redriven",
             Self::SkipAlreadyRedriven => "alreadyRedriven",
             Self::SkipMaxAttempts => "maxAttempts",
+            Self::SkipExcerpt => "excerpt",
         }
     }
 }
 
-/// Decides from the attempt count, the record's marker (if any) and whether the resume scan found it.
+/// Decides from whether the record is whole, its attempt count, its marker (if any) and whether the
+/// resume scan found it.
 pub fn decide(
+    excerpt: bool,
     attempts: u32,
     max_attempts: u32,
     marker: Option<&Marker>,
@@ -89,6 +94,7 @@ pub fn decide(
     found: bool,
 ) -> Decision {
     match marker {
+        _ if excerpt => Decision::SkipExcerpt,
         _ if attempts >= max_attempts => Decision::SkipMaxAttempts,
         None => Decision::Produce,
         Some(m) if m.redrive_id != own_id => Decision::SkipAlreadyRedriven,
@@ -183,6 +189,7 @@ impl Redriver<'_> {
         }
         let key = marker_key(self.dlq_topic, v.partition, v.offset);
         let mut decision = decide(
+            v.original_bytes.is_some(),
             v.attempts,
             self.rule.max_attempts,
             self.marker(&key).await?.as_ref(),
@@ -297,17 +304,30 @@ mod tests {
 
     #[test]
     fn a_record_is_redriven_once_and_the_loop_guard_holds() {
-        assert_eq!(decide(0, 3, None, "me", false), Decision::Produce);
-        assert_eq!(decide(3, 3, None, "me", false), Decision::SkipMaxAttempts);
+        assert_eq!(decide(false, 0, 3, None, "me", false), Decision::Produce);
+        assert_eq!(decide(false, 3, 3, None, "me", false), Decision::SkipMaxAttempts);
         assert_eq!(
-            decide(0, 3, Some(&marker("other")), "me", true),
+            decide(false, 0, 3, Some(&marker("other")), "me", true),
             Decision::SkipAlreadyRedriven
         );
         assert_eq!(
-            decide(0, 3, Some(&marker("me")), "me", true),
+            decide(false, 0, 3, Some(&marker("me")), "me", true),
             Decision::AlreadyDone
         );
-        assert_eq!(decide(0, 3, Some(&marker("me")), "me", false), Decision::Produce);
+        assert_eq!(
+            decide(false, 0, 3, Some(&marker("me")), "me", false),
+            Decision::Produce
+        );
+    }
+
+    #[test]
+    fn an_excerpt_is_never_redriven() {
+        assert_eq!(decide(true, 0, 3, None, "me", false), Decision::SkipExcerpt);
+        assert_eq!(
+            decide(true, 0, 3, Some(&marker("me")), "me", false),
+            Decision::SkipExcerpt
+        );
+        assert_eq!(Decision::SkipExcerpt.label(), "excerpt");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct DlqRecordView {
     pub source_offset: Option<i64>,
     /// Times this record was redriven already (the `redrive.attempts` header; absent: 0).
     pub attempts: u32,
+    /// The rejected record's whole length when this DLQ record keeps only its first bytes (the API's
+    /// record over the size limit; the `payload.original_bytes` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
