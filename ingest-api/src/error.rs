@@ -24,7 +24,7 @@ pub enum ApiError {
         dlq: Option<Delivered>,
     },
     #[error("the request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge { limit: usize, dlq: Option<Delivered> },
     #[error("the batch holds {count} records; the limit is {limit}")]
     TooManyRecords { count: usize, limit: usize },
     #[error("the batch holds no records")]
@@ -134,7 +134,7 @@ impl ApiError {
                 reason,
                 retry_after_secs,
             },
-            ProduceError::TooLarge { limit } => Self::PayloadTooLarge { limit },
+            ProduceError::TooLarge { limit } => Self::PayloadTooLarge { limit, dlq: None },
             ProduceError::Rejected(reason) => Self::KafkaRejected(reason),
             ProduceError::Failed(reason) => Self::ProducerFailed {
                 reason,
@@ -147,7 +147,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody<'_> {
         let (violations, dlq) = match self {
             Self::ContractViolation { violations, dlq, .. } => (Some(violations.as_slice()), dlq.as_ref()),
-            Self::InvalidJson { dlq, .. } => (None, dlq.as_ref()),
+            Self::InvalidJson { dlq, .. } | Self::PayloadTooLarge { dlq, .. } => (None, dlq.as_ref()),
             _ => (None, None),
         };
         ErrorBody {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +18,7 @@ use streamlake_core::headers::{
 };
 use uuid::Uuid;
 
+use crate::body::{self, EventBody, Length};
 use crate::error::ApiError;
 use crate::event::{self, Rejection};
 use crate::producer::{Delivered, ProduceError};
@@ -39,10 +40,11 @@ pub async fn ingest_one(
     State(state): State<AppState>,
     dataset: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Accepted>, ApiError> {
     let contract = lookup(&state, dataset, &headers)?;
-    let bytes = body.map_err(|r| body_error(&r, state.settings.max_event_bytes))?;
+    let limit = state.settings.max_event_bytes;
+    let read = body::read_event(&headers, body, limit, state.settings.max_batch_bytes).await?;
     let request = RequestMeta::from_headers(&state, &headers)?;
     let event_id = event::event_id(
         contract.dataset().as_str(),
@@ -51,6 +53,23 @@ pub async fn ingest_one(
     );
     let retry = state.settings.retry_after_secs;
     let raw_topic = contract.dataset().raw_topic();
+    let bytes = match read {
+        EventBody::Whole(bytes) => bytes,
+        EventBody::TooLarge { excerpt, length } => {
+            let rejection = too_large(length, limit);
+            let origin = Origin {
+                state: &state,
+                contract: &contract,
+                raw_topic: &raw_topic,
+                request: &request,
+                event_id,
+            };
+            return match dead_letter(origin, &rejection, &excerpt, length.bytes()).await {
+                DeadLetter::Written(dlq) => Err(ApiError::PayloadTooLarge { limit, dlq }),
+                DeadLetter::Failed(err) => Err(ApiError::from_produce(err, retry)),
+            };
+        }
+    };
     match produce_record(&state, &contract, &raw_topic, &request, event_id, &bytes).await {
         RecordOutcome::Accepted(d) => {
             state.metrics.count_produced(contract.dataset().as_str(), 1);
@@ -242,9 +261,6 @@ impl RecordOutcome {
     }
 }
 
-/// What the DLQ keeps of a record over the size limit: its first bytes, enough to tell what it was.
-const DLQ_EXCERPT_BYTES: usize = 64 * 1024;
-
 /// Validates one record and writes it to the raw topic (`raw_topic`, the contract's: named once per
 /// request rather than per record), or to the DLQ if it is rejected.
 async fn produce_record(
@@ -256,30 +272,15 @@ async fn produce_record(
     bytes: &[u8],
 ) -> RecordOutcome {
     let dataset = contract.dataset();
-    let metadata = RecordMetadata {
-        event_id,
-        schema_version: contract.version(),
-        ingested_at: request.ingested_at,
-        source: request.source.clone(),
-        content_type: CONTENT_TYPE_JSON.to_owned(),
-    };
-    // A record over the limit is rejected without a check; the DLQ keeps its first `DLQ_EXCERPT_BYTES` (a DLQ topic
-    // takes Kafka's 1 MB at most by default, and the client still holds the record) and its length.
-    let (rejection, dlq_bytes) = if bytes.len() > state.settings.max_event_bytes {
-        let rejection = Rejection {
-            error_type: "record_too_large",
-            message: format!(
-                "the record is {} bytes; the limit is {}",
-                bytes.len(),
-                state.settings.max_event_bytes
-            ),
-            violations: Vec::new(),
-            key: None,
-        };
-        (rejection, &bytes[..bytes.len().min(DLQ_EXCERPT_BYTES)])
+    let limit = state.settings.max_event_bytes;
+    // A record over the limit is rejected without a check; the DLQ keeps its first bytes and its length.
+    let (rejection, dlq_bytes) = if bytes.len() > limit {
+        let excerpt = &bytes[..bytes.len().min(body::DLQ_EXCERPT_BYTES)];
+        (too_large(Length::Exact(bytes.len() as u64), limit), excerpt)
     } else {
         match event::check(contract, bytes) {
             Ok(key) => {
+                let metadata = record_metadata(contract, request, event_id);
                 return match state
                     .sink
                     .send(raw_topic, Some(&key), bytes, metadata.to_headers())
@@ -297,10 +298,75 @@ async fn produce_record(
             Err(rejection) => (rejection, bytes),
         }
     };
-    if !state.settings.dead_letter_invalid {
-        return RecordOutcome::Rejected(rejection, None);
+    let origin = Origin {
+        state,
+        contract,
+        raw_topic,
+        request,
+        event_id,
+    };
+    match dead_letter(origin, &rejection, dlq_bytes, bytes.len() as u64).await {
+        DeadLetter::Written(dlq) => RecordOutcome::Rejected(rejection, dlq),
+        DeadLetter::Failed(err) => RecordOutcome::Failed(err),
     }
-    let excerpt = dlq_bytes.len() < bytes.len();
+}
+
+/// The rejection of a record over the size limit.
+fn too_large(length: Length, limit: usize) -> Rejection {
+    let size = match length {
+        Length::Exact(n) => format!("{n} bytes"),
+        Length::AtLeast(n) => format!("more than {n} bytes"),
+    };
+    Rejection {
+        error_type: "record_too_large",
+        message: format!("the record is {size}; the limit is {limit}"),
+        violations: Vec::new(),
+        key: None,
+    }
+}
+
+fn record_metadata(contract: &Contract, request: &RequestMeta, event_id: Uuid) -> RecordMetadata {
+    RecordMetadata {
+        event_id,
+        schema_version: contract.version(),
+        ingested_at: request.ingested_at,
+        source: request.source.clone(),
+        content_type: CONTENT_TYPE_JSON.to_owned(),
+    }
+}
+
+/// A record as a request brought it: what its rejection is dead-lettered with.
+struct Origin<'a> {
+    state: &'a AppState,
+    contract: &'a Contract,
+    /// The topic it was meant for (`source.topic` in the DLQ).
+    raw_topic: &'a str,
+    request: &'a RequestMeta,
+    event_id: Uuid,
+}
+
+enum DeadLetter {
+    /// In the DLQ (`None`: dead-lettering is off).
+    Written(Option<Delivered>),
+    /// The DLQ did not take it: the rejection is recorded nowhere, so the client must retry.
+    Failed(ProduceError),
+}
+
+/// Writes a rejected record to the DLQ with the error headers: `dlq_bytes` are the record's bytes, or its
+/// first bytes when it was over the size limit (then `payload.original_bytes` gives its `length`).
+async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8], length: u64) -> DeadLetter {
+    let Origin {
+        state,
+        contract,
+        raw_topic,
+        request,
+        event_id,
+    } = origin;
+    if !state.settings.dead_letter_invalid {
+        return DeadLetter::Written(None);
+    }
+    let dataset = contract.dataset();
+    let excerpt = (dlq_bytes.len() as u64) < length;
     let dlq_error = DlqError {
         stage: ErrorStage::Api,
         error_type: rejection.error_type.to_owned(),
@@ -318,11 +384,11 @@ async fn produce_record(
         source_offset: None,
         failed_at: Utc::now(),
     };
-    let mut headers = dlq_error.append_to(metadata.to_headers());
+    let mut headers = dlq_error.append_to(record_metadata(contract, request, event_id).to_headers());
     if excerpt {
         headers = headers.insert(Header {
             key: PAYLOAD_ORIGINAL_BYTES,
-            value: Some(bytes.len().to_string().as_str()),
+            value: Some(length.to_string().as_str()),
         });
     }
     match state
@@ -334,13 +400,12 @@ async fn produce_record(
             state
                 .metrics
                 .count_dead_lettered(dataset.as_str(), rejection.error_type);
-            RecordOutcome::Rejected(rejection, Some(delivered))
+            DeadLetter::Written(Some(delivered))
         }
         Err(err) => {
-            // The rejection is not recorded anywhere: the client must retry, so it is not a plain 4xx.
             tracing::warn!(dataset = %dataset, %event_id, error = %err, "rejected record not dead-lettered");
             state.metrics.count_failed(dataset.as_str(), "dlq_produce");
-            RecordOutcome::Failed(err)
+            DeadLetter::Failed(err)
         }
     }
 }
@@ -372,7 +437,7 @@ fn lookup(
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit }
+        ApiError::PayloadTooLarge { limit, dlq: None }
     } else {
         ApiError::BodyUnreadable(rejection.body_text())
     }

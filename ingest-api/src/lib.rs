@@ -2,6 +2,7 @@
 //! the dataset's contract and produce them to `streamlake.<dataset>.raw`, answering only after Kafka's
 //! acknowledgement. See [`app`] for the routes and layers.
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -43,7 +44,9 @@ pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route(
             "/ingest/{dataset}",
-            post(ingest::ingest_one).layer(DefaultBodyLimit::max(settings.max_event_bytes)),
+            // The handler reads the body itself (`body::read_event`): an event over the limit is still
+            // dead-lettered.
+            post(ingest::ingest_one),
         )
         .route(
             "/ingest/{dataset}/batch",

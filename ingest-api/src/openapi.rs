@@ -200,7 +200,8 @@ fn responses() -> Value {
     json!({
         "BadRequest": error_response("Malformed request: body not JSON (the event is dead-lettered), empty \
             batch, an invalid header, or a contract version the dataset does not have.", false),
-        "TooLarge": error_response("Body larger than the limit, or too many records in a batch.", false),
+        "TooLarge": error_response("Body larger than the limit, or too many records in a batch. A single event \
+            over the limit is dead-lettered as its first 64 KiB (`error.dlq`).", false),
         "Unprocessable": error_response("The event violates its contract; every violation is listed and the \
             event is dead-lettered.", false),
         "KafkaRejected": error_response("Kafka refused the record for good (e.g. authorization).", false),

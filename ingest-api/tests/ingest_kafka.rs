@@ -16,6 +16,21 @@ async fn fresh() -> Harness {
     harness(ProducerArgs::default(), IngestSettings::default()).await
 }
 
+async fn with_event_limit(max_event_bytes: usize) -> Harness {
+    let settings = IngestSettings {
+        max_event_bytes,
+        ..IngestSettings::default()
+    };
+    harness(ProducerArgs::default(), settings).await
+}
+
+/// An order padded with a field of `padding` bytes (size comes first: it is never checked).
+fn padded_order(id: &str, padding: usize) -> String {
+    let mut order = order(id);
+    order["note"] = "x".repeat(padding).into();
+    order.to_string()
+}
+
 fn metadata(record: &OwnedMessage) -> RecordMetadata {
     RecordMetadata::from_headers(record.headers().expect("headers")).expect("metadata headers")
 }
@@ -205,21 +220,14 @@ async fn a_mixed_batch_answers_per_record_and_matches_the_topics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_record_over_the_limit_is_dead_lettered_as_an_excerpt_with_its_length() {
-    let h = harness(
-        ProducerArgs::default(),
-        IngestSettings {
-            max_event_bytes: 50_000,
-            ..IngestSettings::default()
-        },
-    )
-    .await;
+    let h = with_event_limit(50_000).await;
     // Over the record limit and over what the DLQ keeps of one (64 KiB); one a little over the limit but
     // under that excerpt is kept whole.
-    let mut huge = order("order-huge");
-    huge["note"] = "x".repeat(150_000).into();
-    let mut large = order("order-large");
-    large["note"] = "y".repeat(60_000).into();
-    let lines = [order("order-ok").to_string(), huge.to_string(), large.to_string()];
+    let lines = [
+        order("order-ok").to_string(),
+        padded_order("order-huge", 150_000),
+        padded_order("order-large", 60_000),
+    ];
     let body = lines.join("\n");
     let answer = h
         .post(
@@ -278,6 +286,42 @@ async fn a_batch_record_over_the_limit_is_dead_lettered_as_an_excerpt_with_its_l
             .len(),
         1,
         "only the record within the limit reached the raw topic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_event_over_the_limit_is_413_and_dead_lettered_as_an_excerpt() {
+    let h = with_event_limit(50_000).await;
+    let body = padded_order("order-huge", 150_000);
+    let length = body.len().to_string();
+    // Declared by Content-Length (read only as far as its excerpt), and streamed without it (counted).
+    for declared in [true, false] {
+        let key = format!("huge-{declared}");
+        let mut headers = vec![("idempotency-key", key.as_str())];
+        if declared {
+            headers.push(("content-length", length.as_str()));
+        }
+        let answer = h.post(&h.single_path(), &headers, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", answer.body);
+        let error = &answer.body["error"];
+        assert_eq!(error["code"], "payload_too_large");
+        let (partition, offset) = position(&error["dlq"]);
+        let excerpt = h.record_at(&h.dataset.dlq_topic(), partition, offset).await;
+        assert_eq!(excerpt.payload(), Some(&body.as_bytes()[..64 * 1024]));
+        assert_eq!(
+            header(&excerpt, headers::PAYLOAD_ORIGINAL_BYTES),
+            Some(length.as_str()),
+            "declared: {declared}"
+        );
+        assert_eq!(header(&excerpt, headers::ERROR_TYPE), Some("record_too_large"));
+        let expected_id = event_id(h.dataset.as_str(), Some(&key), None);
+        assert_eq!(metadata(&excerpt).event_id, expected_id);
+    }
+    assert!(
+        h.all_records(&h.dataset.raw_topic(), common::RAW_PARTITIONS, 0)
+            .await
+            .is_empty(),
+        "nothing reached the raw topic"
     );
 }
 
