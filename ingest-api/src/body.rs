@@ -56,6 +56,8 @@ pub async fn read_event(
         None => declared.map_or(0, |n| n as usize),
     };
     let mut kept = BytesMut::with_capacity(expected);
+    // The common case, a body in one frame within the limit, is kept as it came: no copy.
+    let mut first: Option<Bytes> = None;
     let mut read: u64 = 0;
     let mut stream = body.into_data_stream();
     let ended = loop {
@@ -70,8 +72,15 @@ pub async fn read_event(
             Some(Err(e)) => return Err(ApiError::BodyUnreadable(e.to_string())),
             Some(Ok(chunk)) => {
                 read += chunk.len() as u64;
-                // While the event may still be within the limit every byte is kept; past it, the excerpt.
                 let within = declared_over.is_none() && read <= limit as u64;
+                if within && first.is_none() && kept.is_empty() {
+                    first = Some(chunk);
+                    continue;
+                }
+                if let Some(first) = first.take() {
+                    kept.extend_from_slice(&first);
+                }
+                // While the event may still be within the limit every byte is kept; past it, the excerpt.
                 let keep = if within { limit } else { DLQ_EXCERPT_BYTES };
                 let room = keep.saturating_sub(kept.len()).min(chunk.len());
                 kept.extend_from_slice(&chunk[..room]);
@@ -79,7 +88,10 @@ pub async fn read_event(
         }
     };
     if declared_over.is_none() && ended && read <= limit as u64 {
-        return Ok(EventBody::Whole(kept.freeze()));
+        return Ok(EventBody::Whole(first.unwrap_or_else(|| kept.freeze())));
+    }
+    if let Some(first) = first {
+        kept.extend_from_slice(&first);
     }
     let length = match declared_over {
         Some(n) => Length::Exact(n),
@@ -131,6 +143,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_frame_is_kept_as_it_came() {
+        let frame = Bytes::from(event(1000));
+        let body = Body::from(frame.clone());
+        let read = read_event(&HeaderMap::new(), body, 1000, 10_000)
+            .await
+            .expect("readable");
+        let EventBody::Whole(whole) = read else {
+            panic!("within the limit");
+        };
+        assert_eq!(whole.as_ptr(), frame.as_ptr(), "not copied");
     }
 
     #[tokio::test]
