@@ -6,6 +6,11 @@
 //! DLQ producer that cannot send stops the whole consumer: the landing holding the pill fails, and a
 //! failing landing pauses every partition. Sends are rare, so a fresh producer (new connections, a new
 //! producer id) per failed one costs nothing that matters, also during a broker outage.
+//!
+//! A record over the size limit (`record_too_large`) is sent as its first
+//! [`DLQ_EXCERPT_BYTES`], with its length in `payload.original_bytes`; and so is any record the DLQ
+//! topic refuses whole as too large (its `max.message.bytes` may be below the raw topic's): a pill the
+//! DLQ can never take would otherwise hold its partition forever.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,10 +18,10 @@ use std::time::Duration;
 use chrono::Utc;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use streamlake_core::headers::{DlqError, ErrorStage};
+use streamlake_core::headers::{DLQ_EXCERPT_BYTES, DlqError, ErrorStage};
 use tracing::warn;
 
 use crate::classify::Rejection;
@@ -67,6 +72,35 @@ impl DlqWriter {
 
     /// Sends one rejected record and waits for the broker's acknowledgement.
     pub async fn send(&self, record: &SourceRecord, rejection: &Rejection) -> Result<(), KafkaError> {
+        let length = record.payload.as_ref().map_or(0, |p| p.len());
+        let keep = if rejection.error_type == "record_too_large" {
+            DLQ_EXCERPT_BYTES
+        } else {
+            length
+        };
+        match self.send_kept(record, rejection, keep).await {
+            Err(error) if too_large(&error) && keep > DLQ_EXCERPT_BYTES => {
+                warn!(
+                    topic = %self.topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    "the DLQ topic refused a {length}-byte record whole: sending its first {DLQ_EXCERPT_BYTES} bytes"
+                );
+                self.send_kept(record, rejection, DLQ_EXCERPT_BYTES).await
+            }
+            sent => sent,
+        }
+    }
+
+    /// [`Self::send`] with the record's first `keep` bytes (all of them if it has no more).
+    async fn send_kept(
+        &self,
+        record: &SourceRecord,
+        rejection: &Rejection,
+        keep: usize,
+    ) -> Result<(), KafkaError> {
+        let payload = record.payload.as_deref().map(|p| &p[..p.len().min(keep)]);
+        let length = record.payload.as_ref().map_or(0, |p| p.len());
         let error = DlqError {
             stage: ErrorStage::Consumer,
             error_type: rejection.error_type.to_owned(),
@@ -75,6 +109,11 @@ impl DlqWriter {
             source_partition: Some(record.partition),
             source_offset: Some(record.offset),
             failed_at: Utc::now(),
+            original_bytes: None,
+        };
+        let error = match payload {
+            Some(kept) if kept.len() < length => error.excerpt(kept.len(), length as u64),
+            _ => error,
         };
         let headers = error.append_to(
             record
@@ -86,7 +125,7 @@ impl DlqWriter {
         if let Some(key) = record.key.as_deref() {
             message = message.key(key);
         }
-        if let Some(payload) = record.payload.as_deref() {
+        if let Some(payload) = payload {
             message = message.payload(payload);
         }
         if let Some(timestamp) = record.timestamp {
@@ -128,4 +167,9 @@ impl DlqWriter {
             ),
         }
     }
+}
+
+/// Whether a send failed because the record is larger than the producer or the DLQ topic takes.
+fn too_large(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
 }

@@ -10,12 +10,14 @@ use bytes::Bytes;
 use common::*;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use streamlake_consumer::classify::Rejection;
 use streamlake_consumer::dlq::DlqWriter;
 use streamlake_consumer::record::SourceRecord;
-use streamlake_core::headers::{DlqError, ErrorStage};
+use streamlake_core::headers::{self, DLQ_EXCERPT_BYTES, DlqError, ErrorStage};
 use streamlake_core::kafka::topics::{TopicSpec, ensure_topics};
 use streamlake_core::kafka::{KafkaArgs, ProducerArgs, producer_config};
 
@@ -171,11 +173,114 @@ async fn a_failed_dlq_send_replaces_the_producer_and_the_retry_lands() {
     assert_eq!(dlq[0].payload, b"{not json");
 }
 
+/// A pill too large for the DLQ is sent as its first 64 KiB with its length: at once when it is over the
+/// record limit, and after the DLQ topic refused it whole otherwise (its `max.message.bytes` here is below
+/// the pill's size) — a pill the DLQ never takes would hold its partition forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pill_too_large_for_the_dlq_is_sent_as_an_excerpt_with_its_length() {
+    let dataset = TestDataset::create("dlq-excerpt", 1).await;
+    let dlq_topic = format!("{}.small", dataset.name.dlq_topic());
+    let admin: AdminClient<DefaultClientContext> = KafkaArgs::for_bootstrap(bootstrap())
+        .client_config()
+        .expect("client config")
+        .create()
+        .expect("admin client");
+    let small = NewTopic::new(&dlq_topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "80000");
+    let created = admin
+        .create_topics([&small], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let config = producer_config(&KafkaArgs::for_bootstrap(bootstrap()), &ProducerArgs::default())
+        .expect("producer config");
+    let replacements = Counter::default();
+    let writer = DlqWriter::new(
+        &config,
+        dlq_topic.clone(),
+        dataset.name.raw_topic(),
+        Duration::from_secs(10),
+        replacements.clone(),
+    )
+    .expect("DLQ writer");
+    let pill = |offset: i64, len: usize| SourceRecord {
+        partition: 0,
+        offset,
+        timestamp: Some(BASE_TIMESTAMP_MS),
+        key: Some(Bytes::from_static(b"bad-key")),
+        payload: Some(Bytes::from(letters(len))),
+        headers: None,
+    };
+    let sends = [
+        (pill(1, 100_000), Rejection::new("invalid_json", "expected value")),
+        (
+            pill(2, 100_000),
+            Rejection::new("record_too_large", "the value is 100000 bytes"),
+        ),
+        (pill(3, 5_000), Rejection::new("invalid_json", "expected value")),
+    ];
+    for (record, rejection) in &sends {
+        writer.send(record, rejection).await.expect("acknowledged");
+    }
+    assert_eq!(
+        replacements.get(),
+        1,
+        "only the refused whole send replaced the producer"
+    );
+
+    let dlq = read_dlq(&dlq_topic, 3);
+    let kept: Vec<(Option<i64>, usize, Option<&str>)> = (dlq.iter())
+        .map(|r| {
+            (
+                r.error.source_offset,
+                r.payload.len(),
+                r.original_bytes.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (Some(1), DLQ_EXCERPT_BYTES, Some("100000")),
+            (Some(2), DLQ_EXCERPT_BYTES, Some("100000")),
+            (Some(3), 5_000, None),
+        ],
+        "each pill once: the two large ones as excerpts, the small one whole"
+    );
+    for (record, (sent, _)) in dlq.iter().zip(&sends) {
+        let original = sent.payload.as_deref().expect("payload");
+        assert_eq!(
+            record.payload,
+            original[..record.payload.len()],
+            "the excerpt is the record's start"
+        );
+    }
+    assert!(
+        dlq[0].error.message.contains("keeps its first 65536 bytes"),
+        "{}",
+        dlq[0].error.message
+    );
+}
+
+/// `len` letters in no order (an LCG), which the producer's lz4 cannot shrink much.
+fn letters(len: usize) -> Vec<u8> {
+    let mut state: u64 = 42;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            b'a' + ((state >> 33) % 26) as u8
+        })
+        .collect()
+}
+
 struct DlqRecord {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     error: DlqError,
     kept_original_headers: bool,
+    /// `payload.original_bytes`: the DLQ record is an excerpt of a record this long.
+    original_bytes: Option<String>,
 }
 
 fn read_dlq(topic: &str, expected: usize) -> Vec<DlqRecord> {
@@ -199,6 +304,10 @@ fn read_dlq(topic: &str, expected: usize) -> Vec<DlqRecord> {
                     payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                     error: DlqError::from_headers(headers).expect("DLQ headers parse"),
                     kept_original_headers: headers.iter().any(|h| h.key == "event_id"),
+                    original_bytes: (headers.iter())
+                        .find(|h| h.key == headers::PAYLOAD_ORIGINAL_BYTES)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned()),
                 });
                 quiet_since = None;
             }

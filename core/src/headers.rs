@@ -26,6 +26,11 @@ pub const FAILED_AT: &str = "failed_at";
 /// the rejected record's whole length, in bytes. Such a record is evidence, not something to redrive.
 pub const PAYLOAD_ORIGINAL_BYTES: &str = "payload.original_bytes";
 
+/// What a DLQ record keeps of a record too large for the DLQ (over the API's event limit or the
+/// consumer's record limit, or refused whole by the DLQ topic): its first bytes, enough to tell what it
+/// was, with [`PAYLOAD_ORIGINAL_BYTES`]. A DLQ topic takes Kafka's 1 MB at most by default.
+pub const DLQ_EXCERPT_BYTES: usize = 64 * 1024;
+
 /// Content type of every record the ingest API writes.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
@@ -128,9 +133,22 @@ pub struct DlqError {
     pub source_partition: Option<i32>,
     pub source_offset: Option<i64>,
     pub failed_at: DateTime<Utc>,
+    /// Set when the DLQ record keeps only the first bytes of the rejected record: its whole length
+    /// ([`PAYLOAD_ORIGINAL_BYTES`]; see [`Self::excerpt`]).
+    pub original_bytes: Option<u64>,
 }
 
 impl DlqError {
+    /// This error for a DLQ record that keeps only the first `kept` of the record's `length` bytes: the
+    /// message says so and the length goes into [`PAYLOAD_ORIGINAL_BYTES`].
+    pub fn excerpt(self, kept: usize, length: u64) -> Self {
+        Self {
+            message: format!("{}; this record keeps its first {kept} bytes", self.message),
+            original_bytes: Some(length),
+            ..self
+        }
+    }
+
     pub fn to_headers(&self) -> OwnedHeaders {
         self.append_to(OwnedHeaders::new())
     }
@@ -150,6 +168,9 @@ impl DlqError {
         if let Some(offset) = self.source_offset {
             headers = headers.insert(text(SOURCE_OFFSET, &offset.to_string()));
         }
+        if let Some(length) = self.original_bytes {
+            headers = headers.insert(text(PAYLOAD_ORIGINAL_BYTES, &length.to_string()));
+        }
         headers.insert(text(FAILED_AT, &format_time(self.failed_at)))
     }
 
@@ -162,6 +183,7 @@ impl DlqError {
             source_partition: optional_parse(headers, SOURCE_PARTITION)?,
             source_offset: optional_parse(headers, SOURCE_OFFSET)?,
             failed_at: parse_time(headers, FAILED_AT)?,
+            original_bytes: optional_parse(headers, PAYLOAD_ORIGINAL_BYTES)?,
         })
     }
 }

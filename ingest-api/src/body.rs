@@ -8,9 +8,7 @@ use futures::StreamExt;
 
 use crate::error::ApiError;
 
-/// What the DLQ keeps of an event over the size limit: its first bytes, enough to tell what it was (a
-/// DLQ topic takes Kafka's 1 MB at most by default, and the client still holds the event).
-pub const DLQ_EXCERPT_BYTES: usize = 64 * 1024;
+pub use streamlake_core::headers::DLQ_EXCERPT_BYTES;
 
 /// A single event's body, as read.
 #[derive(Debug, PartialEq, Eq)]

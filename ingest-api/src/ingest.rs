@@ -10,12 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use rdkafka::message::Header;
 use serde::Serialize;
 use streamlake_core::contract::{Contract, Violation};
-use streamlake_core::headers::{
-    CONTENT_TYPE_JSON, DlqError, ErrorStage, PAYLOAD_ORIGINAL_BYTES, RecordMetadata,
-};
+use streamlake_core::headers::{CONTENT_TYPE_JSON, DlqError, ErrorStage, RecordMetadata};
 use uuid::Uuid;
 
 use crate::body::{self, EventBody, Length};
@@ -366,31 +363,22 @@ async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8]
         return DeadLetter::Written(None);
     }
     let dataset = contract.dataset();
-    let excerpt = (dlq_bytes.len() as u64) < length;
     let dlq_error = DlqError {
         stage: ErrorStage::Api,
         error_type: rejection.error_type.to_owned(),
-        message: if excerpt {
-            format!(
-                "{}; this record keeps its first {} bytes",
-                rejection.message,
-                dlq_bytes.len()
-            )
-        } else {
-            rejection.message.clone()
-        },
+        message: rejection.message.clone(),
         source_topic: raw_topic.to_owned(),
         source_partition: None,
         source_offset: None,
         failed_at: Utc::now(),
+        original_bytes: None,
     };
-    let mut headers = dlq_error.append_to(record_metadata(contract, request, event_id).to_headers());
-    if excerpt {
-        headers = headers.insert(Header {
-            key: PAYLOAD_ORIGINAL_BYTES,
-            value: Some(length.to_string().as_str()),
-        });
-    }
+    let dlq_error = if (dlq_bytes.len() as u64) < length {
+        dlq_error.excerpt(dlq_bytes.len(), length)
+    } else {
+        dlq_error
+    };
+    let headers = dlq_error.append_to(record_metadata(contract, request, event_id).to_headers());
     match state
         .sink
         .send(&dataset.dlq_topic(), rejection.key.as_deref(), dlq_bytes, headers)

@@ -15,7 +15,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use streamlake_core::headers::{self, DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::headers::{DlqError, ErrorStage, RecordMetadata};
 use streamlake_core::names::DatasetName;
 use streamlake_core::rawzone::store::LocalStore;
 use streamlake_operator::crd::DlqInspection;
@@ -34,7 +34,7 @@ struct Reject {
     error_type: &'static str,
     attempts: Option<&'static str>,
     /// `payload.original_bytes`: the record is an excerpt of one this long.
-    original_bytes: Option<&'static str>,
+    original_bytes: Option<u64>,
 }
 
 fn reject(key: &str, stage: ErrorStage, error_type: &'static str) -> Reject {
@@ -70,12 +70,6 @@ async fn produce_rejects(dataset: &DatasetName, rejects: &[Reject]) -> BTreeMap<
                 value: Some(attempts),
             });
         }
-        if let Some(length) = r.original_bytes {
-            headers = headers.insert(Header {
-                key: headers::PAYLOAD_ORIGINAL_BYTES,
-                value: Some(length),
-            });
-        }
         let consumer = r.stage == ErrorStage::Consumer;
         let error = DlqError {
             stage: r.stage,
@@ -85,6 +79,7 @@ async fn produce_rejects(dataset: &DatasetName, rejects: &[Reject]) -> BTreeMap<
             source_partition: consumer.then_some(0),
             source_offset: consumer.then_some(i as i64),
             failed_at: Utc::now(),
+            original_bytes: r.original_bytes,
         };
         let headers = error.append_to(headers);
         let partition = i32::try_from(i % 2).expect("partition");
@@ -166,7 +161,7 @@ async fn dlq_inspection_counts_rejects_and_redrives_fixed_records_once() {
     looping.attempts = Some("3");
     // What the API dead-letters of a batch record over its size limit: the first bytes, and the length.
     let mut excerpt = reject("o-big", ErrorStage::Api, "record_too_large");
-    excerpt.original_bytes = Some("150000");
+    excerpt.original_bytes = Some(150_000);
     let rejects = [
         reject("o-1", ErrorStage::Api, "contract_violation"),
         reject("o-2", ErrorStage::Api, "contract_violation"),

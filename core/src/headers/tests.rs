@@ -41,6 +41,7 @@ fn dlq_headers_round_trip_with_and_without_a_source_position() {
         source_partition: None,
         source_offset: None,
         failed_at,
+        original_bytes: None,
     };
     let headers = metadata().append_to(api.to_headers());
     assert_eq!(get_str(&headers, SOURCE_PARTITION), Ok(None));
@@ -58,7 +59,20 @@ fn dlq_headers_round_trip_with_and_without_a_source_position() {
     };
     let headers = consumer.to_headers();
     assert_eq!(get_str(&headers, ERROR_STAGE), Ok(Some("consumer")));
-    assert_eq!(DlqError::from_headers(&headers), Ok(consumer));
+    assert_eq!(get_str(&headers, PAYLOAD_ORIGINAL_BYTES), Ok(None));
+    assert_eq!(DlqError::from_headers(&headers), Ok(consumer.clone()));
+
+    let excerpt = consumer.excerpt(65_536, 150_000);
+    assert!(
+        excerpt
+            .message
+            .ends_with("; this record keeps its first 65536 bytes"),
+        "{}",
+        excerpt.message
+    );
+    let headers = excerpt.to_headers();
+    assert_eq!(get_str(&headers, PAYLOAD_ORIGINAL_BYTES), Ok(Some("150000")));
+    assert_eq!(DlqError::from_headers(&headers), Ok(excerpt));
 }
 
 #[test]
@@ -71,6 +85,7 @@ fn long_error_messages_are_cut_on_a_char_boundary() {
         source_partition: None,
         source_offset: None,
         failed_at: Utc::now(),
+        original_bytes: None,
     };
     let headers = dlq.to_headers();
     let message = get_str(&headers, ERROR_MESSAGE).expect("utf-8").expect("present");
