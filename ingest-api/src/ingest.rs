@@ -278,6 +278,8 @@ async fn produce_record(
         match event::check(contract, bytes) {
             Ok(key) => {
                 let metadata = record_metadata(contract, request, event_id);
+                // Kafka refusing the record as too large is not a rejection: librdkafka fails every record
+                // of a refused batch, so a small record batched with a large one gets that error too.
                 return match state
                     .sink
                     .send(raw_topic, Some(&key), bytes, metadata.to_headers())
@@ -350,40 +352,20 @@ enum DeadLetter {
 }
 
 /// Writes a rejected record to the DLQ with the error headers: `dlq_bytes` are the record's bytes, or its
-/// first bytes when it was over the size limit (then `payload.original_bytes` gives its `length`).
+/// first bytes when it was over the size limit (then `payload.original_bytes` gives its `length`). A
+/// record the DLQ topic refuses whole as too large goes as its first [`body::DLQ_EXCERPT_BYTES`] (a small
+/// record librdkafka had batched with it fails with it, and is answered as a failure to retry).
 async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8], length: u64) -> DeadLetter {
-    let Origin {
-        state,
-        contract,
-        raw_topic,
-        request,
-        event_id,
-    } = origin;
-    if !state.settings.dead_letter_invalid {
+    if !origin.state.settings.dead_letter_invalid {
         return DeadLetter::Written(None);
     }
-    let dataset = contract.dataset();
-    let dlq_error = DlqError {
-        stage: ErrorStage::Api,
-        error_type: rejection.error_type.to_owned(),
-        message: rejection.message.clone(),
-        source_topic: raw_topic.to_owned(),
-        source_partition: None,
-        source_offset: None,
-        failed_at: Utc::now(),
-        original_bytes: None,
-    };
-    let dlq_error = if (dlq_bytes.len() as u64) < length {
-        dlq_error.excerpt(dlq_bytes.len(), length)
-    } else {
-        dlq_error
-    };
-    let headers = dlq_error.append_to(record_metadata(contract, request, event_id).to_headers());
-    match state
-        .sink
-        .send(&dataset.dlq_topic(), rejection.key.as_deref(), dlq_bytes, headers)
-        .await
-    {
+    let (state, dataset, event_id) = (origin.state, origin.contract.dataset(), origin.event_id);
+    let mut sent = send_to_dlq(&origin, rejection, dlq_bytes, length).await;
+    if matches!(sent, Err(ProduceError::TooLarge { .. })) && dlq_bytes.len() > body::DLQ_EXCERPT_BYTES {
+        let excerpt = &dlq_bytes[..body::DLQ_EXCERPT_BYTES];
+        sent = send_to_dlq(&origin, rejection, excerpt, length).await;
+    }
+    match sent {
         Ok(delivered) => {
             state
                 .metrics
@@ -396,6 +378,36 @@ async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8]
             DeadLetter::Failed(err)
         }
     }
+}
+
+/// One DLQ send of [`dead_letter`]: `kept` of the record's `length` bytes.
+async fn send_to_dlq(
+    origin: &Origin<'_>,
+    rejection: &Rejection,
+    kept: &[u8],
+    length: u64,
+) -> Result<Delivered, ProduceError> {
+    let dlq_error = DlqError {
+        stage: ErrorStage::Api,
+        error_type: rejection.error_type.to_owned(),
+        message: rejection.message.clone(),
+        source_topic: origin.raw_topic.to_owned(),
+        source_partition: None,
+        source_offset: None,
+        failed_at: Utc::now(),
+        original_bytes: None,
+    };
+    let dlq_error = if (kept.len() as u64) < length {
+        dlq_error.excerpt(kept.len(), length)
+    } else {
+        dlq_error
+    };
+    let metadata = record_metadata(origin.contract, origin.request, origin.event_id);
+    let headers = dlq_error.append_to(metadata.to_headers());
+    let dlq_topic = origin.contract.dataset().dlq_topic();
+    (origin.state.sink)
+        .send(&dlq_topic, rejection.key.as_deref(), kept, headers)
+        .await
 }
 
 /// The dataset's contract: the newest version, or the one the client pins with

@@ -5,10 +5,12 @@ mod common;
 use axum::http::StatusCode;
 use common::{Harness, harness, header, order};
 use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::message::OwnedMessage;
 use serde_json::Value;
 use streamlake_core::headers::{self, DlqError, ErrorStage, RecordMetadata};
-use streamlake_core::kafka::ProducerArgs;
+use streamlake_core::kafka::{KafkaArgs, ProducerArgs};
 use streamlake_ingest_api::IngestSettings;
 use streamlake_ingest_api::event::event_id;
 
@@ -322,6 +324,61 @@ async fn a_single_event_over_the_limit_is_413_and_dead_lettered_as_an_excerpt() 
             .await
             .is_empty(),
         "nothing reached the raw topic"
+    );
+}
+
+/// A rejected event the DLQ topic refuses whole as too large (its `max.message.bytes` is below the event,
+/// which is within the API's limit) is dead-lettered as its first 64 KiB; the producer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reject_the_dlq_refuses_whole_is_dead_lettered_as_an_excerpt() {
+    let h = fresh().await;
+    let admin: AdminClient<DefaultClientContext> = KafkaArgs::for_bootstrap(&h.bootstrap)
+        .client_config()
+        .expect("client config")
+        .create()
+        .expect("admin client");
+    let dlq_topic = h.dataset.dlq_topic();
+    let smaller = AlterConfig::new(ResourceSpecifier::Topic(&dlq_topic)).set("max.message.bytes", "80000");
+    let altered = admin
+        .alter_configs([&smaller], &AdminOptions::new())
+        .await
+        .expect("alter configs");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    // ~100 KB that lz4 cannot shrink below the DLQ topic's limit, in a field the contract forbids.
+    let mut state: u64 = 7;
+    let noise: String = (0..100_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(b'a' + ((state >> 33) % 26) as u8)
+        })
+        .collect();
+    let mut event = order("order-noisy");
+    event["note"] = noise.into();
+    let body = event.to_string();
+
+    let answer = h.post(&h.single_path(), &[], body.clone()).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    let (partition, offset) = position(&answer.body["error"]["dlq"]);
+    let record = h.record_at(&dlq_topic, partition, offset).await;
+    assert_eq!(record.payload(), Some(&body.as_bytes()[..64 * 1024]));
+    assert_eq!(record.key(), Some(&b"order-noisy"[..]), "the key is kept");
+    let length = body.len().to_string();
+    assert_eq!(
+        header(&record, headers::PAYLOAD_ORIGINAL_BYTES),
+        Some(length.as_str())
+    );
+    assert_eq!(header(&record, headers::ERROR_TYPE), Some("contract_violation"));
+
+    let answer = h
+        .post(&h.single_path(), &[], order("order-after").to_string())
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "the producer goes on: {}",
+        answer.body
     );
 }
 
