@@ -5,10 +5,9 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use bytes::BytesMut;
 use futures::StreamExt;
+use streamlake_core::headers::DLQ_EXCERPT_BYTES;
 
 use crate::error::ApiError;
-
-pub use streamlake_core::headers::DLQ_EXCERPT_BYTES;
 
 /// A single event's body, as read.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,7 +52,8 @@ pub async fn read_event(
         Some(_) => DLQ_EXCERPT_BYTES,
         None => declared.map_or(0, |n| n as usize),
     };
-    let mut kept = BytesMut::with_capacity(expected);
+    // Allocated only when a second frame comes (or the event is over the limit).
+    let mut kept = BytesMut::new();
     // The common case, a body in one frame within the limit, is kept as it came: no copy.
     let mut first: Option<Bytes> = None;
     let mut read: u64 = 0;
@@ -74,6 +74,9 @@ pub async fn read_event(
                 if within && first.is_none() && kept.is_empty() {
                     first = Some(chunk);
                     continue;
+                }
+                if kept.capacity() == 0 {
+                    kept.reserve(expected);
                 }
                 if let Some(first) = first.take() {
                     kept.extend_from_slice(&first);

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use streamlake_core::contract::{Contract, Violation};
-use streamlake_core::headers::{CONTENT_TYPE_JSON, DlqError, ErrorStage, RecordMetadata};
+use streamlake_core::headers::{CONTENT_TYPE_JSON, DLQ_EXCERPT_BYTES, DlqError, ErrorStage, RecordMetadata};
 use uuid::Uuid;
 
 use crate::body::{self, EventBody, Length};
@@ -272,7 +272,7 @@ async fn produce_record(
     let limit = state.settings.max_event_bytes;
     // A record over the limit is rejected without a check; the DLQ keeps its first bytes and its length.
     let (rejection, dlq_bytes) = if bytes.len() > limit {
-        let excerpt = &bytes[..bytes.len().min(body::DLQ_EXCERPT_BYTES)];
+        let excerpt = &bytes[..bytes.len().min(DLQ_EXCERPT_BYTES)];
         (too_large(Length::Exact(bytes.len() as u64), limit), excerpt)
     } else {
         match event::check(contract, bytes) {
@@ -353,7 +353,7 @@ enum DeadLetter {
 
 /// Writes a rejected record to the DLQ with the error headers: `dlq_bytes` are the record's bytes, or its
 /// first bytes when it was over the size limit (then `payload.original_bytes` gives its `length`). A
-/// record the DLQ topic refuses whole as too large goes as its first [`body::DLQ_EXCERPT_BYTES`] (a small
+/// record the DLQ topic refuses whole as too large goes as its first [`DLQ_EXCERPT_BYTES`] (a small
 /// record librdkafka had batched with it fails with it, and is answered as a failure to retry).
 async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8], length: u64) -> DeadLetter {
     if !origin.state.settings.dead_letter_invalid {
@@ -361,8 +361,8 @@ async fn dead_letter(origin: Origin<'_>, rejection: &Rejection, dlq_bytes: &[u8]
     }
     let (state, dataset, event_id) = (origin.state, origin.contract.dataset(), origin.event_id);
     let mut sent = send_to_dlq(&origin, rejection, dlq_bytes, length).await;
-    if matches!(sent, Err(ProduceError::TooLarge { .. })) && dlq_bytes.len() > body::DLQ_EXCERPT_BYTES {
-        let excerpt = &dlq_bytes[..body::DLQ_EXCERPT_BYTES];
+    if matches!(sent, Err(ProduceError::TooLarge { .. })) && dlq_bytes.len() > DLQ_EXCERPT_BYTES {
+        let excerpt = &dlq_bytes[..DLQ_EXCERPT_BYTES];
         sent = send_to_dlq(&origin, rejection, excerpt, length).await;
     }
     match sent {
